@@ -1,0 +1,48 @@
+// The op schemas of the `mple` library, declared once.  Each backend registers its kernels in its own
+// file (csrc/cpu/*.cpp with TORCH_LIBRARY_IMPL(mple, CPU, m), csrc/cuda/*.cu with
+// TORCH_LIBRARY_IMPL(mple, CUDA, m)).  The Python module `_C` only reports how it was built.
+#include <torch/library.h>
+#include <pybind11/pybind11.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+TORCH_LIBRARY(mple, m) {
+  // ---- BLEU on token ids (csrc/cpu/bleu_cpu.cpp, csrc/cuda/bleu_cuda.cu) ----
+  // ref_lengths: -1 marks an absent reference; 0 is a present, empty one (sacrebleu semantics).
+  // Returns (B, 10) int64 rows [hyp_len, ref_len, correct_1..4, total_1..4].
+  m.def("bleu_stats(Tensor hyps, Tensor hyp_lengths, Tensor refs, Tensor ref_lengths) -> Tensor");
+  // Returns (B, K, K, 10) int64: row [b, i, j] scores candidate i against candidate j.
+  m.def("pairwise_bleu_stats(Tensor cands, Tensor lengths) -> Tensor");
+  // (..., 10) int64 statistics -> (...) float64 scores on the 0-100 scale (smoothing 'exp').
+  m.def("bleu_from_stats(Tensor stats, bool effective_order) -> Tensor");
+
+  // ---- AXE: aligned cross-entropy dynamic programme ----
+
+  // ---- OaXE: batched linear assignment ----
+}
+
+namespace {
+bool cuda_compiled() {
+#ifdef MPLE_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool openmp_compiled() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "mple_metrics compiled kernels; ops are registered under torch.ops.mple";
+  m.def("cuda_compiled", &cuda_compiled, "True if the CUDA kernels were compiled in");
+  m.def("openmp_compiled", &openmp_compiled, "True if the CPU kernels were compiled with OpenMP");
+}

@@ -1,0 +1,24 @@
+"""Typed wrappers around the compiled ``torch.ops.mple`` kernels (CPU and CUDA).
+
+Reference implementations used by the tests and benchmarks live in ``mple_metrics.ops.reference``.
+"""
+
+from .bleu import (
+    STATS_FIELDS,
+    bleu_from_stats,
+    bleu_stats,
+    corpus_bleu,
+    pairwise_bleu,
+    pairwise_bleu_stats,
+    sentence_bleu,
+)
+
+__all__ = [
+    "STATS_FIELDS",
+    "bleu_from_stats",
+    "bleu_stats",
+    "corpus_bleu",
+    "pairwise_bleu",
+    "pairwise_bleu_stats",
+    "sentence_bleu",
+]

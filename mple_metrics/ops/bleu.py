@@ -1,0 +1,275 @@
+"""Sentence, corpus and pairwise BLEU on token ids, equal to sacrebleu on the same ids.
+
+All functions share one calling convention, ``(hyps, refs, hyp_lengths=None, ref_lengths=None)``:
+
+* tensor form: ``hyps`` integer tensor (B, L) with ``hyp_lengths`` (B,); ``refs`` (B, R, L') with
+  ``ref_lengths`` (B, R) for R references per hypothesis (a 2-D ``refs`` (B, L') is one reference).
+  A reference of length 0 is *absent*; each row needs at least one present reference.  Omitted
+  lengths mean "the full padded width".
+* list form: ``hyps`` ``list[list[int]]``, ``refs`` ``list[list[list[int]]]`` (the references of each
+  hypothesis; their number may vary).  Lengths are inferred, and an empty reference is a real
+  reference of length 0, exactly as sacrebleu treats an empty reference string.
+
+Scores are on sacrebleu's 0-100 scale with smoothing 'exp'; sentence scores use the effective order
+(sacrebleu.sentence_bleu), corpus scores do not (sacrebleu.corpus_bleu), unless told otherwise.
+Results are deterministic and run on the device of ``hyps``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from .. import _extension  # noqa: F401  (registers torch.ops.mple)
+
+#: Column names of a statistics row returned by :func:`bleu_stats`.
+STATS_FIELDS: tuple[str, ...] = (
+    "hyp_len", "ref_len",
+    "correct_1", "correct_2", "correct_3", "correct_4",
+    "total_1", "total_2", "total_3", "total_4",
+)
+MAX_ORDER = 4
+
+TokenIds = Union[Tensor, Sequence[Sequence[int]]]
+References = Union[Tensor, Sequence[Sequence[Sequence[int]]]]
+
+
+@torch.library.register_fake("mple::bleu_stats")
+def _bleu_stats_fake(hyps, hyp_lengths, refs, ref_lengths):
+    return hyps.new_empty((hyps.shape[0], len(STATS_FIELDS)))
+
+
+@torch.library.register_fake("mple::pairwise_bleu_stats")
+def _pairwise_bleu_stats_fake(cands, lengths):
+    return cands.new_empty((cands.shape[0], cands.shape[1], cands.shape[1], len(STATS_FIELDS)))
+
+
+@torch.library.register_fake("mple::bleu_from_stats")
+def _bleu_from_stats_fake(stats, effective_order):
+    return stats.new_empty(stats.shape[:-1], dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------- input handling
+
+
+def _check_integer_tensor(t: object, name: str, rank: tuple[int, ...], shape: str) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {shape}, got {type(t).__name__}")
+    if t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+        raise TypeError(f"{name} must be an integer tensor (int64 or int32), got {t.dtype}")
+    if t.dim() not in rank:
+        raise ValueError(f"{name} must have shape {shape}, got shape {tuple(t.shape)}")
+    return t.long()
+
+
+def _check_lengths(lengths: Tensor, low: int, high: int, name: str, width_name: str) -> None:
+    bad = (lengths < low) | (lengths > high)
+    if bool(bad.any()):
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{name} must lie in [{low}, {width_name} = {high}], got {int(lengths[index])} "
+            f"at index {index if len(index) > 1 else index[0]}"
+        )
+
+
+def _same_device(t: Tensor, ref: Tensor, name: str, ref_name: str) -> None:
+    if t.device != ref.device:
+        raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}; "
+                         "all arguments must be on one device")
+
+
+def _pad(seqs: Sequence[Sequence[int]], name: str) -> tuple[Tensor, Tensor]:
+    """Right-pads a list of id sequences into (N, max_len) int64 plus lengths (N,)."""
+    try:
+        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+        flat = torch.tensor(list(itertools.chain.from_iterable(seqs)), dtype=torch.int64)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        raise TypeError(f"{name} must be sequences of integer token ids ({error})") from None
+    width = int(lengths.max()) if len(seqs) else 0
+    padded = torch.zeros((len(seqs), width), dtype=torch.int64)
+    padded[torch.arange(width) < lengths[:, None]] = flat
+    return padded, lengths
+
+
+def _is_tensor_form(hyps: object, refs: object, name: str = "hyps") -> bool:
+    if isinstance(hyps, Tensor) != isinstance(refs, Tensor):
+        raise TypeError(f"{name} and refs must both be tensors or both be lists, got "
+                        f"{type(hyps).__name__} and {type(refs).__name__}")
+    return isinstance(hyps, Tensor)
+
+
+def prepare_bleu_batch(
+    hyps: TokenIds,
+    refs: References,
+    hyp_lengths: Tensor | None = None,
+    ref_lengths: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Validates either calling form and returns the kernel's arguments.
+
+    Returns ``hyps`` (B, L), ``hyp_lengths`` (B,), ``refs`` (B, R, L') and ``ref_lengths`` (B, R), all
+    int64 on one device, where a reference length of -1 marks an absent reference.
+    """
+    if _is_tensor_form(hyps, refs):
+        hyps_t = _check_integer_tensor(hyps, "hyps", (2,), "(B, L)")
+        refs_t = _check_integer_tensor(refs, "refs", (2, 3), "(B, R, L') or (B, L')")
+        _same_device(refs_t, hyps_t, "refs", "hyps")
+        if refs_t.dim() == 2:
+            refs_t = refs_t.unsqueeze(1)
+            if ref_lengths is not None and isinstance(ref_lengths, Tensor) and ref_lengths.dim() == 1:
+                ref_lengths = ref_lengths.unsqueeze(1)
+        batch = hyps_t.shape[0]
+        if refs_t.shape[0] != batch:
+            raise ValueError(f"refs holds {refs_t.shape[0]} rows but hyps holds {batch}")
+        if hyp_lengths is None:
+            hyp_len_t = torch.full((batch,), hyps_t.shape[1], dtype=torch.int64, device=hyps_t.device)
+        else:
+            hyp_len_t = _check_integer_tensor(hyp_lengths, "hyp_lengths", (1,), "(B,)")
+            _same_device(hyp_len_t, hyps_t, "hyp_lengths", "hyps")
+            if hyp_len_t.shape[0] != batch:
+                raise ValueError(f"hyp_lengths holds {hyp_len_t.shape[0]} entries but hyps holds {batch} rows")
+        if ref_lengths is None:
+            ref_len_t = torch.full(refs_t.shape[:2], refs_t.shape[2], dtype=torch.int64, device=refs_t.device)
+        else:
+            ref_len_t = _check_integer_tensor(ref_lengths, "ref_lengths", (2,), "(B, R)")
+            _same_device(ref_len_t, hyps_t, "ref_lengths", "hyps")
+            if tuple(ref_len_t.shape) != tuple(refs_t.shape[:2]):
+                raise ValueError(f"ref_lengths must have shape (B, R) = {tuple(refs_t.shape[:2])}, "
+                                 f"got {tuple(ref_len_t.shape)}")
+        _check_lengths(hyp_len_t, 0, hyps_t.shape[1], "hyp_lengths", "hyps.size(1)")
+        _check_lengths(ref_len_t, 0, refs_t.shape[2], "ref_lengths", "refs.size(2)")
+        if batch and refs_t.shape[1] and bool((ref_len_t == 0).all(dim=1).any()):
+            row = int((ref_len_t == 0).all(dim=1).nonzero()[0, 0])
+            raise ValueError(f"ref_lengths: hypothesis {row} has no reference (all lengths are 0)")
+        if refs_t.shape[1] == 0:
+            raise ValueError("refs must hold at least one reference per hypothesis (R = 0)")
+        return hyps_t, hyp_len_t, refs_t, torch.where(ref_len_t == 0, -1, ref_len_t)
+
+    if hyp_lengths is not None or ref_lengths is not None:
+        raise ValueError("hyp_lengths and ref_lengths are only accepted with tensor inputs; "
+                         "list inputs carry their own lengths")
+    if len(hyps) != len(refs):
+        raise ValueError(f"refs holds references for {len(refs)} hypotheses but hyps holds {len(hyps)}")
+    hyps_t, hyp_len_t = _pad(hyps, "hyps")
+    num_refs = [len(r) for r in refs]
+    if any(n == 0 for n in num_refs):
+        raise ValueError(f"refs: hypothesis {num_refs.index(0)} has no reference")
+    max_refs = max(num_refs, default=1)
+    # Missing references (rows with fewer than max_refs) are absent (-1); empty ones are present (0).
+    flat_refs = [ref for row in refs for ref in row]
+    for row in refs:
+        if isinstance(row, (str, bytes)) or any(isinstance(ref, (str, bytes)) for ref in row):
+            raise TypeError("refs must be lists of token-id lists, got strings; "
+                            "use mple_metrics.metrics.BLEU for text")
+    flat_t, flat_len = _pad(flat_refs, "refs")
+    refs_t = torch.zeros((len(hyps), max_refs, flat_t.shape[1]), dtype=torch.int64)
+    ref_len_t = torch.full((len(hyps), max_refs), -1, dtype=torch.int64)
+    rows = torch.repeat_interleave(torch.arange(len(hyps)), torch.tensor(num_refs, dtype=torch.int64))
+    cols = torch.cat([torch.arange(n) for n in num_refs]) if num_refs else torch.zeros(0, dtype=torch.int64)
+    refs_t[rows, cols] = flat_t
+    ref_len_t[rows, cols] = flat_len
+    return hyps_t, hyp_len_t, refs_t, ref_len_t
+
+
+# ----------------------------------------------------------------------------- public ops
+
+
+def bleu_stats(
+    hyps: TokenIds,
+    refs: References,
+    hyp_lengths: Tensor | None = None,
+    ref_lengths: Tensor | None = None,
+) -> Tensor:
+    """Per-pair BLEU sufficient statistics.
+
+    Returns an int64 tensor (B, 10) on the device of ``hyps`` whose columns are
+    :data:`STATS_FIELDS`: hypothesis length, closest reference length (ties to the shorter), and
+    correct_n / total_n for n = 1..4, as sacrebleu counts them.
+    """
+    return torch.ops.mple.bleu_stats(*prepare_bleu_batch(hyps, refs, hyp_lengths, ref_lengths))
+
+
+def bleu_from_stats(stats: Tensor, effective_order: bool = True) -> Tensor:
+    """BLEU (0-100, float64, shape ``stats.shape[:-1]``) from statistics rows (..., 10)."""
+    if not isinstance(stats, Tensor):
+        raise TypeError(f"stats must be a torch.Tensor (..., 10), got {type(stats).__name__}")
+    if stats.dim() < 1 or stats.shape[-1] != len(STATS_FIELDS):
+        raise ValueError(f"stats must have shape (..., 10), got {tuple(stats.shape)}")
+    if stats.dtype != torch.int64:
+        raise TypeError(f"stats must be int64, got {stats.dtype}")
+    return torch.ops.mple.bleu_from_stats(stats, bool(effective_order))
+
+
+def sentence_bleu(
+    hyps: TokenIds,
+    refs: References,
+    hyp_lengths: Tensor | None = None,
+    ref_lengths: Tensor | None = None,
+    *,
+    effective_order: bool = True,
+) -> Tensor:
+    """Sentence BLEU of each hypothesis against its references: float64 (B,), 0-100 scale.
+
+    Equals ``sacrebleu.sentence_bleu(hyp, refs).score`` on the ids written as space-separated words.
+    """
+    return bleu_from_stats(bleu_stats(hyps, refs, hyp_lengths, ref_lengths), effective_order)
+
+
+def corpus_bleu(
+    hyps: TokenIds,
+    refs: References,
+    hyp_lengths: Tensor | None = None,
+    ref_lengths: Tensor | None = None,
+    *,
+    effective_order: bool = False,
+) -> Tensor:
+    """Corpus BLEU from summed statistics: a 0-dim float64 tensor on the 0-100 scale.
+
+    Equals ``sacrebleu.corpus_bleu(hyps, ref_streams, tokenize='none').score`` on the same id strings.
+    """
+    stats = bleu_stats(hyps, refs, hyp_lengths, ref_lengths)
+    return bleu_from_stats(stats.sum(dim=0), effective_order)
+
+
+def pairwise_bleu_stats(cands: Union[Tensor, Sequence[Sequence[Sequence[int]]]],
+                        lengths: Tensor | None = None) -> Tensor:
+    """Statistics (B, K, K, 10) of candidate i (hypothesis) against candidate j (single reference).
+
+    ``cands`` is (B, K, L) with ``lengths`` (B, K), or a list of B lists of K id lists.  Each
+    candidate's n-gram counts are computed once and reused for all K pairs it takes part in.
+    """
+    if isinstance(cands, Tensor):
+        cands_t = _check_integer_tensor(cands, "cands", (3,), "(B, K, L)")
+        if lengths is None:
+            len_t = torch.full(cands_t.shape[:2], cands_t.shape[2], dtype=torch.int64, device=cands_t.device)
+        else:
+            len_t = _check_integer_tensor(lengths, "lengths", (2,), "(B, K)")
+            _same_device(len_t, cands_t, "lengths", "cands")
+            if tuple(len_t.shape) != tuple(cands_t.shape[:2]):
+                raise ValueError(f"lengths must have shape (B, K) = {tuple(cands_t.shape[:2])}, "
+                                 f"got {tuple(len_t.shape)}")
+        _check_lengths(len_t, 0, cands_t.shape[2], "lengths", "cands.size(2)")
+    else:
+        if lengths is not None:
+            raise ValueError("lengths is only accepted with a tensor cands")
+        sizes = {len(row) for row in cands}
+        if len(sizes) > 1:
+            raise ValueError(f"cands must hold the same number K of candidates per source, got {sorted(sizes)}")
+        k = sizes.pop() if sizes else 0
+        flat, flat_len = _pad([c for row in cands for c in row], "cands")
+        cands_t = flat.view(len(cands), k, flat.shape[1])
+        len_t = flat_len.view(len(cands), k)
+    return torch.ops.mple.pairwise_bleu_stats(cands_t, len_t)
+
+
+def pairwise_bleu(cands: Union[Tensor, Sequence[Sequence[Sequence[int]]]],
+                  lengths: Tensor | None = None, *, effective_order: bool = True) -> Tensor:
+    """Pairwise sentence BLEU among K candidates per source: float64 (B, K, K), 0-100 scale.
+
+    Entry [b, i, j] is the sentence BLEU of candidate i as hypothesis against candidate j as the only
+    reference; the diagonal is 100 for non-empty candidates.  Used by dynamic KD (Eq. 21).
+    """
+    return bleu_from_stats(pairwise_bleu_stats(cands, lengths), effective_order)
