@@ -86,9 +86,13 @@ def _pad(seqs: Sequence[Sequence[int]], name: str) -> tuple[Tensor, Tensor]:
     """Right-pads a list of id sequences into (N, max_len) int64 plus lengths (N,)."""
     try:
         lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
-        flat = torch.tensor(list(itertools.chain.from_iterable(seqs)), dtype=torch.int64)
+        flat = torch.tensor(list(itertools.chain.from_iterable(seqs)))
     except (TypeError, ValueError, RuntimeError, OverflowError) as error:
         raise TypeError(f"{name} must be sequences of integer token ids ({error})") from None
+    if flat.numel() == 0:
+        flat = flat.long()
+    elif flat.dtype != torch.int64:  # torch.tensor would silently truncate floats given a dtype
+        raise TypeError(f"{name} must be sequences of integer token ids, got values of type {flat.dtype}")
     width = int(lengths.max()) if len(seqs) else 0
     padded = torch.zeros((len(seqs), width), dtype=torch.int64)
     padded[torch.arange(width) < lengths[:, None]] = flat
