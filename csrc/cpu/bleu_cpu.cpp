@@ -1,10 +1,11 @@
 // Sentence BLEU statistics on token ids, CPU backend.
 //
 // n-gram identity is exact.  Each distinct n-gram of the hypothesis gets a dense id, order by order:
-// a unigram is keyed by its token, an n-gram by (dense id of its (n-1)-gram prefix, dense id of its
-// last unigram), two numbers below 2^31 packed into one 64-bit key.  The hash table compares whole
-// keys, so a hash collision can cost time but never change a count.  Reference n-grams are looked up
-// (never inserted): one whose prefix is not a hypothesis n-gram cannot match and is dropped at once.
+// a unigram is keyed by its token (a hash map that compares whole keys, so a collision costs time
+// but never changes a count), an n-gram by the pair (dense id of its (n-1)-gram prefix, dense id of
+// its last unigram).  Those pairs index a small direct grid for sentence-sized inputs, or a hash map
+// on the exact packed pair for long ones.  Reference n-grams are looked up, never inserted: one whose
+// prefix is not a hypothesis n-gram cannot match and stays unmatched at every higher order.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -19,7 +20,7 @@ namespace mple {
 namespace {
 
 // Open-addressing map from exact 64-bit keys to dense ids 0, 1, 2, ...
-class DenseIdTable {
+class HashIdMap {
  public:
   void reset(int64_t max_items) {
     int64_t capacity = 16;
@@ -64,42 +65,83 @@ class DenseIdTable {
   int32_t size_ = 0;
 };
 
-inline uint64_t ngram_key(int32_t prefix_id, int32_t last_unigram_id) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(prefix_id)) << 32) |
-         static_cast<uint32_t>(last_unigram_id);
-}
+// Map from (prefix id, last unigram id) to dense ids.  A direct grid of prefixes x unigrams cells when
+// that is small (touched cells are cleared after use, so a reset costs only what was used), else a
+// hash map on the pair packed exactly into 64 bits.
+class PairIdMap {
+ public:
+  void reset(int32_t prefixes, int32_t unigrams, int64_t max_items) {
+    for (int64_t cell : touched_) grid_[cell] = -1;
+    touched_.clear();
+    columns_ = unigrams;
+    size_ = 0;
+    direct_ = static_cast<int64_t>(prefixes) * unigrams <= kDirectCells;
+    if (direct_) {
+      const size_t cells = static_cast<size_t>(prefixes) * unigrams;
+      if (grid_.size() < cells) grid_.resize(cells, -1);
+    } else {
+      hash_.reset(max_items);
+    }
+  }
+
+  int32_t insert(int32_t prefix, int32_t last) {
+    if (!direct_) return hash_.insert(pack(prefix, last));
+    const int64_t cell = static_cast<int64_t>(prefix) * columns_ + last;
+    if (grid_[cell] < 0) {
+      grid_[cell] = size_++;
+      touched_.push_back(cell);
+    }
+    return grid_[cell];
+  }
+
+  int32_t find(int32_t prefix, int32_t last) const {
+    if (!direct_) return hash_.find(pack(prefix, last));
+    return grid_[static_cast<int64_t>(prefix) * columns_ + last];
+  }
+
+  int32_t size() const { return direct_ ? size_ : hash_.size(); }
+
+ private:
+  static constexpr int64_t kDirectCells = 1 << 14;  // 64 KB of int32: stays in L1/L2
+
+  static uint64_t pack(int32_t prefix, int32_t last) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(prefix)) << 32) | static_cast<uint32_t>(last);
+  }
+
+  std::vector<int32_t> grid_;
+  std::vector<int64_t> touched_;
+  HashIdMap hash_;
+  int32_t columns_ = 0;
+  int32_t size_ = 0;
+  bool direct_ = true;
+};
 
 // Per-thread scratch memory, reused across the pairs a thread handles.
 struct Scratch {
-  DenseIdTable tables[kBleuMaxOrder];
-  std::vector<int32_t> ids[kBleuMaxOrder];  // dense id of each n-gram position (all orders)
-  std::vector<int32_t> counts[kBleuMaxOrder];
-  std::vector<int32_t> ref_max[kBleuMaxOrder];
-  std::vector<int32_t> ref_unigram, ref_ids, ref_counts;
+  HashIdMap unigrams;
+  PairIdMap ngrams;
+  std::vector<int32_t> unigram_ids, ngram_ids;          // hypothesis (or all candidates)
+  std::vector<int32_t> ref_unigram_ids, ref_ngram_ids;  // all present references, concatenated
+  std::vector<int64_t> ref_offsets;
+  std::vector<int32_t> counts, ref_max, ref_counts;
 };
 
-// Assigns dense ids to the n-grams of `tokens`, orders 1..4, inserting into the tables.
-// ids[n][i] is the id of the (n+1)-gram starting at position i.
-void insert_ngrams(const int64_t* tokens, int64_t len, Scratch& s, int64_t offset) {
-  for (int64_t i = 0; i < len; ++i) {
-    s.ids[0][offset + i] = s.tables[0].insert(static_cast<uint64_t>(tokens[i]));
-  }
-  for (int n = 1; n < kBleuMaxOrder; ++n) {
-    for (int64_t i = 0; i + n < len; ++i) {
-      s.ids[n][offset + i] =
-          s.tables[n].insert(ngram_key(s.ids[n - 1][offset + i], s.ids[0][offset + i + n]));
+// Advances n-gram ids in place from order n to order n + 1 (1-based n) for one sequence:
+// ids[i] <- id of (n-gram at i, unigram at i + n).  With insert=false, unknown n-grams become -1.
+template <bool kInsert>
+void extend_ngram_ids(int32_t* ids, const int32_t* unigram_ids, int64_t positions, int order,
+                      PairIdMap& map) {
+  for (int64_t i = 0; i < positions; ++i) {
+    const int32_t prefix = ids[i], last = unigram_ids[i + order];
+    if (kInsert) {
+      ids[i] = map.insert(prefix, last);
+    } else {
+      ids[i] = (prefix >= 0 && last >= 0) ? map.find(prefix, last) : -1;
     }
   }
 }
 
-void reset_tables(Scratch& s, int64_t max_items) {
-  for (int n = 0; n < kBleuMaxOrder; ++n) {
-    s.tables[n].reset(max_items);
-    if (static_cast<int64_t>(s.ids[n].size()) < max_items) s.ids[n].resize(max_items);
-  }
-}
-
-// Statistics of one hypothesis against its present references.
+// Statistics of one hypothesis against its present references (ref_lens[r] < 0: absent).
 void sentence_stats(const int64_t* hyp, int64_t hyp_len, const int64_t* refs, int64_t ref_stride,
                     const int64_t* ref_lens, int64_t num_refs, Scratch& s, int64_t* out) {
   out[kBleuHypLen] = hyp_len;
@@ -110,58 +152,68 @@ void sentence_stats(const int64_t* hyp, int64_t hyp_len, const int64_t* refs, in
   }
   if (hyp_len == 0) return;
 
-  reset_tables(s, hyp_len);
-  insert_ngrams(hyp, hyp_len, s, 0);
-  for (int n = 0; n < kBleuMaxOrder; ++n) {
-    const int32_t distinct = s.tables[n].size();
-    s.counts[n].assign(distinct, 0);
-    s.ref_max[n].assign(distinct, 0);
-    for (int64_t i = 0; i + n < hyp_len; ++i) ++s.counts[n][s.ids[n][i]];
+  s.unigrams.reset(hyp_len);
+  s.unigram_ids.resize(hyp_len);
+  for (int64_t i = 0; i < hyp_len; ++i) s.unigram_ids[i] = s.unigrams.insert(static_cast<uint64_t>(hyp[i]));
+  s.ngram_ids.assign(s.unigram_ids.begin(), s.unigram_ids.end());
+  const int32_t distinct_unigrams = s.unigrams.size();
+
+  s.ref_offsets.assign(1, 0);
+  for (int64_t r = 0; r < num_refs; ++r) s.ref_offsets.push_back(s.ref_offsets.back() + std::max<int64_t>(ref_lens[r], 0));
+  s.ref_unigram_ids.resize(s.ref_offsets.back());
+  for (int64_t r = 0; r < num_refs; ++r) {
+    const int64_t* ref = refs + r * ref_stride;
+    int32_t* ids = s.ref_unigram_ids.data() + s.ref_offsets[r];
+    for (int64_t i = 0; i < std::max<int64_t>(ref_lens[r], 0); ++i) {
+      ids[i] = s.unigrams.find(static_cast<uint64_t>(ref[i]));
+    }
   }
+  s.ref_ngram_ids.assign(s.ref_unigram_ids.begin(), s.ref_unigram_ids.end());
   if (static_cast<int64_t>(s.ref_counts.size()) < hyp_len) s.ref_counts.assign(hyp_len, 0);
 
-  for (int64_t r = 0; r < num_refs; ++r) {
-    const int64_t len = ref_lens[r];
-    if (len <= 0) continue;
-    const int64_t* ref = refs + r * ref_stride;
-    s.ref_unigram.resize(len);
-    s.ref_ids.resize(len);
-    for (int64_t i = 0; i < len; ++i) {
-      s.ref_unigram[i] = s.tables[0].find(static_cast<uint64_t>(ref[i]));
-      s.ref_ids[i] = s.ref_unigram[i];
+  int64_t present_refs = 0;
+  for (int64_t r = 0; r < num_refs; ++r) present_refs += ref_lens[r] > 0;
+
+  int32_t distinct = distinct_unigrams;
+  for (int n = 0; n < kBleuMaxOrder && n < hyp_len; ++n) {
+    const int64_t positions = hyp_len - n;
+    if (n > 0) {
+      s.ngrams.reset(distinct, distinct_unigrams, positions);
+      extend_ngram_ids<true>(s.ngram_ids.data(), s.unigram_ids.data(), positions, n, s.ngrams);
+      distinct = s.ngrams.size();
     }
-    for (int n = 0; n < kBleuMaxOrder && n < len; ++n) {
-      const int64_t positions = len - n;
-      bool any_match = false;
-      for (int64_t i = 0; i < positions; ++i) {
-        int32_t id = s.ref_ids[i];
-        if (n > 0 && id >= 0) {
-          const int32_t last = s.ref_unigram[i + n];
-          id = last >= 0 ? s.tables[n].find(ngram_key(id, last)) : -1;
-          s.ref_ids[i] = id;
-        }
-        if (id >= 0) {
-          ++s.ref_counts[id];
-          any_match = true;
-        }
+    s.counts.assign(distinct, 0);
+    s.ref_max.assign(distinct, 0);
+    for (int64_t i = 0; i < positions; ++i) ++s.counts[s.ngram_ids[i]];
+
+    for (int64_t r = 0; r < num_refs; ++r) {
+      const int64_t ref_positions = ref_lens[r] - n;
+      if (ref_positions <= 0) continue;
+      int32_t* ids = s.ref_ngram_ids.data() + s.ref_offsets[r];
+      if (n > 0) {
+        extend_ngram_ids<false>(ids, s.ref_unigram_ids.data() + s.ref_offsets[r], ref_positions, n,
+                                s.ngrams);
       }
-      if (!any_match) break;  // no n-gram of this order matches, so no longer one can
-      for (int64_t i = 0; i < positions; ++i) {
-        const int32_t id = s.ref_ids[i];
+      if (present_refs == 1) {  // the clipping count is this reference's own count
+        for (int64_t i = 0; i < ref_positions; ++i) {
+          if (ids[i] >= 0) ++s.ref_max[ids[i]];
+        }
+        continue;
+      }
+      for (int64_t i = 0; i < ref_positions; ++i) {
+        if (ids[i] >= 0) ++s.ref_counts[ids[i]];
+      }
+      for (int64_t i = 0; i < ref_positions; ++i) {
+        const int32_t id = ids[i];
         if (id < 0) continue;
-        s.ref_max[n][id] = std::max(s.ref_max[n][id], s.ref_counts[id]);
-      }
-      for (int64_t i = 0; i < positions; ++i) {
-        if (s.ref_ids[i] >= 0) s.ref_counts[s.ref_ids[i]] = 0;
+        s.ref_max[id] = std::max(s.ref_max[id], s.ref_counts[id]);
+        s.ref_counts[id] = 0;  // every position of this n-gram saw the full count before the first reset
       }
     }
-  }
-  for (int n = 0; n < kBleuMaxOrder; ++n) {
     int64_t correct = 0;
-    for (size_t id = 0; id < s.counts[n].size(); ++id) {
-      correct += std::min(s.counts[n][id], s.ref_max[n][id]);
-    }
+    for (int32_t id = 0; id < distinct; ++id) correct += std::min(s.counts[id], s.ref_max[id]);
     out[kBleuCorrect + n] = correct;
+    if (correct == 0) break;  // no n-gram matches, so no longer n-gram can
   }
 }
 
@@ -211,16 +263,8 @@ at::Tensor bleu_stats_cpu(const at::Tensor& hyps_in, const at::Tensor& hyp_lengt
 // All K x K statistics of one source's candidates.  Dense ids are shared by all candidates, so
 // each candidate's n-gram counts are computed once and every pair is a merge of two count lists.
 void pairwise_stats(const int64_t* cands, int64_t num_cands, int64_t width, const int64_t* lens,
-                    Scratch& s, std::vector<int32_t>& counts, std::vector<int32_t>& distinct,
-                    std::vector<int64_t>& distinct_start, int64_t* out) {
-  int64_t total_len = 0;
-  for (int64_t k = 0; k < num_cands; ++k) total_len += lens[k];
-  reset_tables(s, std::max<int64_t>(total_len, 1));
-  int64_t offset = 0;
-  for (int64_t k = 0; k < num_cands; ++k) {
-    insert_ngrams(cands + k * width, lens[k], s, offset);
-    offset += lens[k];
-  }
+                    Scratch& s, std::vector<int32_t>& distinct, std::vector<int64_t>& distinct_start,
+                    int64_t* out) {
   for (int64_t i = 0; i < num_cands; ++i) {
     for (int64_t j = 0; j < num_cands; ++j) {
       int64_t* row = out + (i * num_cands + j) * kBleuStatsWidth;
@@ -232,26 +276,46 @@ void pairwise_stats(const int64_t* cands, int64_t num_cands, int64_t width, cons
       }
     }
   }
+  s.ref_offsets.assign(1, 0);
+  for (int64_t k = 0; k < num_cands; ++k) s.ref_offsets.push_back(s.ref_offsets.back() + lens[k]);
+  const int64_t total_len = s.ref_offsets.back();
+  if (total_len == 0) return;
+  s.unigrams.reset(total_len);
+  s.unigram_ids.resize(total_len);
+  for (int64_t k = 0; k < num_cands; ++k) {
+    for (int64_t i = 0; i < lens[k]; ++i) {
+      s.unigram_ids[s.ref_offsets[k] + i] = s.unigrams.insert(static_cast<uint64_t>(cands[k * width + i]));
+    }
+  }
+  s.ngram_ids.assign(s.unigram_ids.begin(), s.unigram_ids.end());
+  const int32_t distinct_unigrams = s.unigrams.size();
+  int32_t distinct_ids = distinct_unigrams;
   for (int n = 0; n < kBleuMaxOrder; ++n) {
-    const int64_t distinct_ids = s.tables[n].size();
+    if (n > 0) {
+      s.ngrams.reset(distinct_ids, distinct_unigrams, total_len);
+      for (int64_t k = 0; k < num_cands; ++k) {
+        if (lens[k] - n <= 0) continue;
+        extend_ngram_ids<true>(s.ngram_ids.data() + s.ref_offsets[k], s.unigram_ids.data() + s.ref_offsets[k],
+                               lens[k] - n, n, s.ngrams);
+      }
+      distinct_ids = s.ngrams.size();
+    }
     if (distinct_ids == 0) break;
-    counts.assign(num_cands * distinct_ids, 0);
+    s.counts.assign(num_cands * distinct_ids, 0);
     distinct.clear();
     distinct_start.assign(num_cands + 1, 0);
-    offset = 0;
     for (int64_t k = 0; k < num_cands; ++k) {
-      int32_t* count_k = counts.data() + k * distinct_ids;
+      int32_t* count_k = s.counts.data() + k * distinct_ids;
+      const int32_t* ids = s.ngram_ids.data() + s.ref_offsets[k];
       for (int64_t i = 0; i + n < lens[k]; ++i) {
-        const int32_t id = s.ids[n][offset + i];
-        if (count_k[id]++ == 0) distinct.push_back(id);
+        if (count_k[ids[i]]++ == 0) distinct.push_back(ids[i]);
       }
       distinct_start[k + 1] = static_cast<int64_t>(distinct.size());
-      offset += lens[k];
     }
     for (int64_t i = 0; i < num_cands; ++i) {
-      const int32_t* count_i = counts.data() + i * distinct_ids;
+      const int32_t* count_i = s.counts.data() + i * distinct_ids;
       for (int64_t j = 0; j < num_cands; ++j) {
-        const int32_t* count_j = counts.data() + j * distinct_ids;
+        const int32_t* count_j = s.counts.data() + j * distinct_ids;
         int64_t correct = 0;
         for (int64_t d = distinct_start[i]; d < distinct_start[i + 1]; ++d) {
           correct += std::min(count_i[distinct[d]], count_j[distinct[d]]);
@@ -274,11 +338,11 @@ at::Tensor pairwise_bleu_stats_cpu(const at::Tensor& cands_in, const at::Tensor&
   int64_t* out_ptr = out.data_ptr<int64_t>();
   at::parallel_for(0, batch, 16, [&](int64_t begin, int64_t end) {
     Scratch scratch;
-    std::vector<int32_t> counts, distinct;
+    std::vector<int32_t> distinct;
     std::vector<int64_t> distinct_start;
     for (int64_t b = begin; b < end; ++b) {
       pairwise_stats(cand_ptr + b * num_cands * width, num_cands, width, len_ptr + b * num_cands,
-                     scratch, counts, distinct, distinct_start,
+                     scratch, distinct, distinct_start,
                      out_ptr + b * num_cands * num_cands * kBleuStatsWidth);
     }
   });

@@ -21,6 +21,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -86,16 +87,18 @@ def _pad(seqs: Sequence[Sequence[int]], name: str) -> tuple[Tensor, Tensor]:
     """Right-pads a list of id sequences into (N, max_len) int64 plus lengths (N,)."""
     try:
         lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
-        flat = torch.tensor(list(itertools.chain.from_iterable(seqs)))
-    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        flat = np.array(list(itertools.chain.from_iterable(seqs)))
+    except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(f"{name} must be sequences of integer token ids ({error})") from None
-    if flat.numel() == 0:
-        flat = flat.long()
-    elif flat.dtype != torch.int64:  # torch.tensor would silently truncate floats given a dtype
+    if flat.size and (flat.dtype.kind not in "iu" or flat.ndim != 1):
         raise TypeError(f"{name} must be sequences of integer token ids, got values of type {flat.dtype}")
+    flat = torch.from_numpy(flat.astype(np.int64, copy=False))
     width = int(lengths.max()) if len(seqs) else 0
     padded = torch.zeros((len(seqs), width), dtype=torch.int64)
-    padded[torch.arange(width) < lengths[:, None]] = flat
+    # Flat element k of row r lands at r * width + (k - start of row r).
+    starts = torch.cumsum(lengths, 0) - lengths
+    shift = torch.repeat_interleave(starts - torch.arange(len(seqs)) * width, lengths)
+    padded.view(-1)[torch.arange(flat.numel()) - shift] = flat
     return padded, lengths
 
 
@@ -157,22 +160,24 @@ def prepare_bleu_batch(
                          "list inputs carry their own lengths")
     if len(hyps) != len(refs):
         raise ValueError(f"refs holds references for {len(refs)} hypotheses but hyps holds {len(hyps)}")
+    if not len(hyps):
+        return (torch.zeros(0, 0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64),
+                torch.zeros(0, 1, 0, dtype=torch.int64), torch.zeros(0, 1, dtype=torch.int64))
     hyps_t, hyp_len_t = _pad(hyps, "hyps")
-    num_refs = [len(r) for r in refs]
-    if any(n == 0 for n in num_refs):
-        raise ValueError(f"refs: hypothesis {num_refs.index(0)} has no reference")
-    max_refs = max(num_refs, default=1)
-    # Missing references (rows with fewer than max_refs) are absent (-1); empty ones are present (0).
+    num_refs = torch.tensor([len(r) for r in refs], dtype=torch.int64)
+    if bool((num_refs == 0).any()):
+        raise ValueError(f"refs: hypothesis {int((num_refs == 0).nonzero()[0, 0])} has no reference")
     flat_refs = [ref for row in refs for ref in row]
-    for row in refs:
-        if isinstance(row, (str, bytes)) or any(isinstance(ref, (str, bytes)) for ref in row):
-            raise TypeError("refs must be lists of token-id lists, got strings; "
-                            "use mple_metrics.metrics.BLEU for text")
+    if any(isinstance(ref, (str, bytes)) for ref in flat_refs[:1]) or isinstance(refs[0], (str, bytes)):
+        raise TypeError("refs must be lists of token-id lists, got strings; use mple_metrics.metrics.BLEU for text")
     flat_t, flat_len = _pad(flat_refs, "refs")
+    # Rows with fewer than max_refs references get absent (-1) slots; empty ones are present (0).
+    max_refs = int(num_refs.max()) if len(refs) else 1
+    rows = torch.repeat_interleave(torch.arange(len(refs)), num_refs)
+    starts = torch.cumsum(num_refs, 0) - num_refs
+    cols = torch.arange(len(flat_refs)) - torch.repeat_interleave(starts, num_refs)
     refs_t = torch.zeros((len(hyps), max_refs, flat_t.shape[1]), dtype=torch.int64)
     ref_len_t = torch.full((len(hyps), max_refs), -1, dtype=torch.int64)
-    rows = torch.repeat_interleave(torch.arange(len(hyps)), torch.tensor(num_refs, dtype=torch.int64))
-    cols = torch.cat([torch.arange(n) for n in num_refs]) if num_refs else torch.zeros(0, dtype=torch.int64)
     refs_t[rows, cols] = flat_t
     ref_len_t[rows, cols] = flat_len
     return hyps_t, hyp_len_t, refs_t, ref_len_t
