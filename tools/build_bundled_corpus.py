@@ -351,6 +351,8 @@ def build(args: argparse.Namespace) -> dict:
             "chapters": len({k[:2] for k in ks}),
             "src_words": sum(len(kept[k]["src"].split()) for k in ks),
             "tgt_words": sum(len(kept[k]["tgt"].split()) for k in ks),
+            "asv_equals_kjv": sum(kept[k]["ref2"] == kept[k]["tgt"] for k in ks),
+            "all_three_equal": sum(kept[k]["ref2"] == kept[k]["tgt"] == kept[k]["ref1"] for k in ks),
         } for split, ks in splits.items()},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                  if k not in ("cache", "out", "sword_path")},
@@ -376,6 +378,10 @@ def render_readme(stats: dict, out: Path) -> str:
         f"| {split} | {s['sentences']:,} | {s['chapters']} | {s['src_words'] / max(s['sentences'], 1):.1f}"
         f" | {s['tgt_words'] / max(s['sentences'], 1):.1f} |"
         for split, s in stats["splits"].items())
+    identical = "; ".join(
+        f"{split}: ASV = KJV verbatim for {stats['splits'][split]['asv_equals_kjv']} sentences, all three "
+        f"references identical for {stats['splits'][split]['all_three_equal']}"
+        for split in ("valid", "test"))
     filter_rows = "\n".join(f"| {name} | {n:,} |" for name, n in stats["filters"].items())
     size = sum(p.stat().st_size for p in out.glob("*.gz"))
     train_note = (", and so does train" if a["train_refs"] else
@@ -439,6 +445,8 @@ Verses keyed by (book, chapter, verse) in the KJV versification; the 66-book can
 | split | sentences | chapters | mean source words | mean target words |
 |---|---|---|---|---|
 {split_rows}
+
+Identical references are real agreement between versions, kept as they are ({identical}).
 """
 
 
