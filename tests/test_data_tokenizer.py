@@ -72,7 +72,8 @@ def test_spm_training_is_deterministic(data):
     texts = data.valid.tgt
     a = SentencePieceTokenizer.train(texts, vocab_size=1000)
     b = SentencePieceTokenizer.train(texts, vocab_size=1000)
-    assert a._proto == b._proto
+    assert a.model_proto == b.model_proto
+    assert [a.encode(t) for t in texts[:50]] == [b.encode(t) for t in texts[:50]]
 
 
 def test_word_tokenizer_round_trip_and_unk(tmp_path):

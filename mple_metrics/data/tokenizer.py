@@ -246,6 +246,11 @@ class SentencePieceTokenizer(Tokenizer):
         return cls(model.getvalue())
 
     @property
+    def model_proto(self) -> bytes:
+        """The serialised SentencePiece model (what ``spm.model`` holds)."""
+        return self._proto
+
+    @property
     def vocab_size(self) -> int:
         return int(self._sp.get_piece_size())
 
