@@ -26,11 +26,12 @@ What the script does, in order (every rule is also written into the README it pr
 2. Cleans the OSIS markup itself instead of trusting pysword's cleaner, which deletes footnotes
    without leaving a space and so glues words together in the WEB ("Godcreated", "bornSon"):
    notes, cross references and non-canonical titles are replaced by a space; canonical Psalm titles
-   are kept (the Spanish verse 1 contains them); paragraph marks ("¶"), the ASV's italics brackets
-   ("[and]") and its verse-number prefixes are removed; typographic quotes become ASCII; whitespace
-   is collapsed; spaces before , ; : . ? ! are removed.  The RV1909's capitalised first word of
+   are kept (the Spanish verse 1 contains them); USFM markers leaked into the KJV ("\\nd"),
+   paragraph marks ("¶"), the ASV's italics brackets ("[and]") and its verse-number prefixes are
+   removed; typographic quotes become ASCII; whitespace is collapsed; spaces before , ; : . ? !
+   are removed.  The RV1909's capitalised first word of
    each chapter ("Y ACONTECIÓ", "EN el principio") gets the case the word has elsewhere.  Any
-   leftover "<", ">", "[", "]", "{", "}" or digit glued to a letter rejects the verse (markup
+   leftover "<", ">", "[", "]", "{", "}", "\\" or digit glued to a letter rejects the verse (markup
    remnant).
 3. Alignment checks: a verse is kept only if all four texts are non-empty and the English versions
    agree with each other -- word-type overlap (Dice coefficient on lower-cased alphabetic words)
@@ -49,7 +50,8 @@ What the script does, in order (every rule is also written into the README it pr
    the canonical title the others contain.
 6. Writes ``{split}.src.gz``, ``{split}.tgt.gz`` (KJV) and ``{split}.ids.gz`` (OSIS references,
    e.g. ``Gen.1.1``) for train/valid/test, and ``{split}.ref1.gz`` (WEB), ``{split}.ref2.gz`` (ASV)
-   for valid/test (also for train with ``--train-refs``), gzip'd with a fixed mtime so rebuilding gives identical bytes, and README.md.
+   for valid/test (also for train with ``--train-refs``), gzip'd with a fixed mtime so that
+   rebuilding gives identical bytes, and README.md.
 
 Deterministic: the same inputs and flags give byte-identical output.
 """
@@ -133,10 +135,12 @@ _REMOVE_WITH_CONTENT = re.compile(
 _NON_CANONICAL_TITLE = re.compile(r"<title\b(?![^>]*canonical=\"true\")[^>]*?(/>|>.*?</title>)",
                                   re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
+# USFM character markers that leaked into the KJV module's OSIS ("the \\nd LORD", "LORD\\+nd*").
+_USFM_MARKER = re.compile(r"\\\+?[a-z]+\d*\*?")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'",
                          "\u00b6": " ", "\u00a0": " "})
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,;:.?!])")
-_REMNANT = re.compile(r"[<>\[\]{}]|[A-Za-z]\d|\d[A-Za-z]")
+_REMNANT = re.compile(r"[<>\[\]{}\\]|[A-Za-z]\d|\d[A-Za-z]")
 
 
 def normalise_text(text: str) -> str:
@@ -149,7 +153,8 @@ def normalise_text(text: str) -> str:
 def clean_osis(raw: str) -> str:
     """Plain text of one OSIS verse.  Removed markup becomes a space, never nothing: the WEB
     puts footnotes between two words with no space around them."""
-    text = _REMOVE_WITH_CONTENT.sub(" ", raw)
+    text = _USFM_MARKER.sub(" ", raw)
+    text = _REMOVE_WITH_CONTENT.sub(" ", text)
     text = _NON_CANONICAL_TITLE.sub(" ", text)
     text = _TAG.sub(lambda m: " " if m.group(0).startswith(("<div", "<l ", "<l>", "<lb", "<lg",
                                                               "<title", "</title", "<milestone",
@@ -463,9 +468,10 @@ deleted footnotes: "Godcreated", "bornSon"): footnotes, cross references and non
 are replaced by a space; canonical Psalm titles are kept, since the Spanish verse 1 contains them;
 the pilcrow "¶", the ASV's italics brackets ("[and]") and verse-number prefixes are removed;
 typographic quotes become ASCII; whitespace is collapsed; no space is left before , ; : . ? !.
+USFM markers that leaked into the KJV module ("the \\nd LORD") are removed.
 The RV1909 prints the first word of each chapter in capitals ("Y ACONTECIÓ que", "EN el
 principio"); that word gets the case it has most often elsewhere in the text.
-A verse with any leftover markup character (< > [ ] {{ }}) or a digit glued to a letter is dropped.
+A verse with any leftover markup character (< > [ ] {{ }} \\) or a digit glued to a letter is dropped.
 
 ## Filters
 
