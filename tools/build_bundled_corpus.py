@@ -25,7 +25,8 @@ What the script does, in order (every rule is also written into the README it pr
    it except for a few verses that step 3 drops).
 2. Cleans the OSIS markup itself instead of trusting pysword's cleaner, which deletes footnotes
    without leaving a space and so glues words together in the WEB ("Godcreated", "bornSon"):
-   notes, cross references and non-canonical titles are replaced by a space; canonical Psalm titles
+   notes, cross references, speaker labels (WEB Song of Songs) and non-canonical titles are
+   replaced by a space; canonical Psalm titles
    are kept (the Spanish verse 1 contains them); USFM markers leaked into the KJV ("\\nd"),
    paragraph marks ("¶"), the ASV's italics brackets ("[and]") and its verse-number prefixes are
    removed; typographic quotes become ASCII; whitespace is collapsed; spaces before , ; : . ? !
@@ -131,7 +132,7 @@ def read_asv(book_order: list[str]) -> dict[VerseKey, str]:
 # --------------------------------------------------------------------------------------------
 
 _REMOVE_WITH_CONTENT = re.compile(
-    r"<(note|rdg|catchWord|index|figure|abbr)\b[^>]*?(/>|>.*?</\1>)", re.DOTALL)
+    r"<(note|rdg|catchWord|index|figure|abbr|speaker)\b[^>]*?(/>|>.*?</\1>)", re.DOTALL)
 _NON_CANONICAL_TITLE = re.compile(r"<title\b(?![^>]*canonical=\"true\")[^>]*?(/>|>.*?</title>)",
                                   re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
@@ -464,8 +465,8 @@ state `DistributionLicense=Public Domain`.
 ## Cleaning
 
 OSIS markup is removed by the build script (not by pysword's cleaner, which glues words around
-deleted footnotes: "Godcreated", "bornSon"): footnotes, cross references and non-canonical titles
-are replaced by a space; canonical Psalm titles are kept, since the Spanish verse 1 contains them;
+deleted footnotes: "Godcreated", "bornSon"): footnotes, cross references, speaker labels (the
+WEB's Song of Songs) and non-canonical titles are replaced by a space; canonical Psalm titles are kept, since the Spanish verse 1 contains them;
 the pilcrow "¶", the ASV's italics brackets ("[and]") and verse-number prefixes are removed;
 typographic quotes become ASCII; whitespace is collapsed; no space is left before , ; : . ? !.
 USFM markers that leaked into the KJV module ("the \\nd LORD") are removed.
