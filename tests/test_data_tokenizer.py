@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,6 +45,7 @@ def test_spm_round_trip_on_corpus_and_odd_text(data, spm_pair):
     assert ids[0] == BOS_ID and ids[-1] == EOS_ID
     assert tok.decode([PAD_ID, MASK_ID] + ids + [BLANK_ID, PAD_ID]) == "hello world"
     assert tok.decode(torch.tensor(ids)) == "hello world"
+    assert tok.decode([np.int64(i) for i in ids]) == "hello world"
 
 
 def test_spm_subwords_are_shorter_than_characters(data, spm_pair):
