@@ -19,37 +19,54 @@
 namespace mple {
 namespace {
 
+// Tables below are cleared in O(1) by bumping a generation stamp: a slot whose stamp is not the
+// current one is empty.  That keeps per-sentence resets off the profile.
+struct StampedId {
+  uint32_t stamp = 0;
+  int32_t id = -1;
+};
+
 // Open-addressing map from exact 64-bit keys to dense ids 0, 1, 2, ...
 class HashIdMap {
  public:
   void reset(int64_t max_items) {
     int64_t capacity = 16;
     while (capacity < 2 * max_items) capacity <<= 1;
-    shift_ = 64;
-    for (int64_t c = capacity; c > 1; c >>= 1) --shift_;
-    mask_ = static_cast<uint64_t>(capacity - 1);
-    keys_.resize(capacity);
-    ids_.assign(capacity, -1);
+    if (capacity > static_cast<int64_t>(slots_.size())) {  // grow only; stamps keep old slots empty
+      slots_.assign(capacity, StampedId{});
+      keys_.resize(capacity);
+      stamp_ = 0;
+      shift_ = 64;
+      for (int64_t c = capacity; c > 1; c >>= 1) --shift_;
+      mask_ = static_cast<uint64_t>(capacity - 1);
+    }
+    if (++stamp_ == 0) {  // wrapped around: really clear once every 2^32 resets
+      slots_.assign(slots_.size(), StampedId{});
+      stamp_ = 1;
+    }
     size_ = 0;
   }
 
   // Dense id of `key`, inserting it with the next free id if new.
   int32_t insert(uint64_t key) {
     for (uint64_t slot = home(key);; slot = (slot + 1) & mask_) {
-      if (ids_[slot] < 0) {
+      StampedId& entry = slots_[slot];
+      if (entry.stamp != stamp_) {
+        entry.stamp = stamp_;
+        entry.id = size_;
         keys_[slot] = key;
-        ids_[slot] = size_;
         return size_++;
       }
-      if (keys_[slot] == key) return ids_[slot];
+      if (keys_[slot] == key) return entry.id;
     }
   }
 
   // Dense id of `key`, or -1 if absent.
   int32_t find(uint64_t key) const {
     for (uint64_t slot = home(key);; slot = (slot + 1) & mask_) {
-      if (ids_[slot] < 0) return -1;
-      if (keys_[slot] == key) return ids_[slot];
+      const StampedId& entry = slots_[slot];
+      if (entry.stamp != stamp_) return -1;
+      if (keys_[slot] == key) return entry.id;
     }
   }
 
@@ -58,27 +75,30 @@ class HashIdMap {
  private:
   uint64_t home(uint64_t key) const { return (key * 0x9E3779B97F4A7C15ull) >> shift_; }
 
+  std::vector<StampedId> slots_;
   std::vector<uint64_t> keys_;
-  std::vector<int32_t> ids_;
   uint64_t mask_ = 0;
   int shift_ = 60;
+  uint32_t stamp_ = 0;
   int32_t size_ = 0;
 };
 
 // Map from (prefix id, last unigram id) to dense ids.  A direct grid of prefixes x unigrams cells when
-// that is small (touched cells are cleared after use, so a reset costs only what was used), else a
-// hash map on the pair packed exactly into 64 bits.
+// that is small (the common case for sentences), else a hash map on the pair packed exactly into
+// 64 bits.
 class PairIdMap {
  public:
   void reset(int32_t prefixes, int32_t unigrams, int64_t max_items) {
-    for (int64_t cell : touched_) grid_[cell] = -1;
-    touched_.clear();
     columns_ = unigrams;
     size_ = 0;
     direct_ = static_cast<int64_t>(prefixes) * unigrams <= kDirectCells;
     if (direct_) {
       const size_t cells = static_cast<size_t>(prefixes) * unigrams;
-      if (grid_.size() < cells) grid_.resize(cells, -1);
+      if (grid_.size() < cells) grid_.resize(cells);  // new cells carry stamp 0: empty
+      if (++stamp_ == 0) {
+        grid_.assign(grid_.size(), StampedId{});
+        stamp_ = 1;
+      }
     } else {
       hash_.reset(max_items);
     }
@@ -86,33 +106,34 @@ class PairIdMap {
 
   int32_t insert(int32_t prefix, int32_t last) {
     if (!direct_) return hash_.insert(pack(prefix, last));
-    const int64_t cell = static_cast<int64_t>(prefix) * columns_ + last;
-    if (grid_[cell] < 0) {
-      grid_[cell] = size_++;
-      touched_.push_back(cell);
+    StampedId& cell = grid_[static_cast<int64_t>(prefix) * columns_ + last];
+    if (cell.stamp != stamp_) {
+      cell.stamp = stamp_;
+      cell.id = size_++;
     }
-    return grid_[cell];
+    return cell.id;
   }
 
   int32_t find(int32_t prefix, int32_t last) const {
     if (!direct_) return hash_.find(pack(prefix, last));
-    return grid_[static_cast<int64_t>(prefix) * columns_ + last];
+    const StampedId& cell = grid_[static_cast<int64_t>(prefix) * columns_ + last];
+    return cell.stamp == stamp_ ? cell.id : -1;
   }
 
   int32_t size() const { return direct_ ? size_ : hash_.size(); }
 
  private:
-  static constexpr int64_t kDirectCells = 1 << 14;  // 64 KB of int32: stays in L1/L2
+  static constexpr int64_t kDirectCells = 1 << 13;  // 64 KB of cells: stays in L1/L2
 
   static uint64_t pack(int32_t prefix, int32_t last) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(prefix)) << 32) | static_cast<uint32_t>(last);
   }
 
-  std::vector<int32_t> grid_;
-  std::vector<int64_t> touched_;
+  std::vector<StampedId> grid_;
   HashIdMap hash_;
   int32_t columns_ = 0;
   int32_t size_ = 0;
+  uint32_t stamp_ = 0;
   bool direct_ = true;
 };
 
