@@ -128,7 +128,9 @@ class BLEU:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def _ids(self, sentence: Sequence[int] | str) -> list[int]:
+    def token_ids(self, sentence: Sequence[int] | str) -> list[int]:
+        """The ids a sentence is scored on: the ids themselves, or sacrebleu's tokens of the text
+        mapped to ids (a vocabulary kept by this object, so ids are stable across calls)."""
         if self._tokenizer is None:
             if isinstance(sentence, str):
                 raise TypeError("BLEU(tokenize='ids') scores token-id lists; pass tokenize='13a' "
@@ -143,8 +145,8 @@ class BLEU:
     def _batch(self, hyps: Sequence, refs: Sequence[Sequence]) -> tuple[list[list[int]], list[list[list[int]]]]:
         if len(hyps) != len(refs):
             raise ValueError(f"refs holds references for {len(refs)} hypotheses but hyps holds {len(hyps)}")
-        return ([self._ids(h) for h in hyps],
-                [[self._ids(r) for r in row if r is not None] for row in refs])
+        return ([self.token_ids(h) for h in hyps],
+                [[self.token_ids(r) for r in row if r is not None] for row in refs])
 
     def signature(self, nrefs: int | str, effective_order: bool) -> BLEUSignature:
         return BLEUSignature(nrefs=str(nrefs), case="lc" if self.lowercase else "mixed",
