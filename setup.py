@@ -48,7 +48,8 @@ def _extension():
     sources = _sources("csrc/*.cpp") + _sources("csrc/cpu/*.cpp")
     # at::parallel_for expands OpenMP pragmas inline in the extension, so the extension itself must be
     # compiled with -fopenmp or the CPU kernels silently run on one thread.
-    cxx = ["-O3", "-std=c++17", "-fopenmp", "-DMPLE_WITH_OPENMP"]
+    # No -std flag: torch's build helpers pick the standard its headers need (C++17, or C++20 from 2.10).
+    cxx = ["-O3", "-fopenmp"]
     define_macros = [("TORCH_EXTENSION_NAME", "_C")]
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
     backends = ["cpu"]
@@ -56,7 +57,7 @@ def _extension():
         sources += _sources("csrc/cuda/*.cu")
         define_macros.append(("MPLE_WITH_CUDA", None))
         backends.append("cuda")
-        nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
+        nvcc = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
         ext = CUDAExtension(
             "mple_metrics._C",
             sources,

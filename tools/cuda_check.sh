@@ -14,7 +14,11 @@ if ! command -v nvcc >/dev/null 2>&1 && [ -z "${CUDA_HOME:-}" ]; then
   exit 1
 fi
 if [ -z "${CUDA_HOME:-}" ]; then
-  CUDA_HOME=$(cd "$(dirname "$(readlink -f "$(command -v nvcc)")")/.." && pwd)
+  if [ -x /usr/local/cuda/bin/nvcc ]; then
+    CUDA_HOME=/usr/local/cuda
+  else  # the toolkit that holds the nvcc on PATH (which may be a wrapper script)
+    CUDA_HOME=$(nvcc --version >/dev/null && dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
+  fi
 fi
 export CUDA_HOME
 

@@ -182,25 +182,28 @@ int32_t augment_row(const scalar_t* cost, int64_t row_stride, int64_t rows, int6
   while (sink < 0) {
     row_visited[i] = 1;
     const scalar_t* cost_row = cost + i * row_stride;
-    const double u_i = u[i];
+    const double offset = min_val - u[i];  // the same expression as the CUDA kernel
     double lowest = kInf;
     bool lowest_assigned = true;
     int64_t lowest_col = std::numeric_limits<int64_t>::max();
     int64_t lowest_pos = -1;
     for (int64_t k = 0; k < num_remaining; ++k) {
       const int64_t j = remaining[k];
-      const double reduced = min_val + static_cast<double>(cost_row[j]) - u_i - v[j];
-      if (reduced < dist[j]) {
-        path[j] = i;
-        dist[j] = reduced;
-      }
-      const double d = dist[j];
-      if (d < lowest || (d == lowest && lap_column_precedes(d, row4col[j] >= 0, j, lowest,
-                                                            lowest_assigned, lowest_col))) {
-        lowest = d;
-        lowest_assigned = row4col[j] >= 0;
-        lowest_col = j;
-        lowest_pos = k;
+      const double reduced = offset + static_cast<double>(cost_row[j]) - v[j];
+      // Written as selects rather than a branch: the comparison is unpredictable.
+      const double old = dist[j];
+      const bool shorter = reduced < old;
+      const double d = shorter ? reduced : old;
+      dist[j] = d;
+      path[j] = shorter ? i : path[j];
+      if (d <= lowest) {
+        if (d < lowest || lap_column_precedes(d, row4col[j] >= 0, j, lowest, lowest_assigned,
+                                              lowest_col)) {
+          lowest = d;
+          lowest_assigned = row4col[j] >= 0;
+          lowest_col = j;
+          lowest_pos = k;
+        }
       }
     }
     if (lowest == kInf) return kLapInfeasible;
