@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // thread solves.
 struct LapWorkspace {
   std::vector<double> u, v, dist;
+  std::vector<double> widened;  // float64 copy of a float32 problem
   std::vector<int64_t> path, row4col, col4row, remaining, free_rows;
   std::vector<char> row_visited, col_done;
 
@@ -120,7 +122,7 @@ int64_t jv_initialize(const scalar_t* cost, int64_t row_stride, int64_t n, LapWo
       const int64_t i = free_rows[current++];
       const scalar_t* row = cost + i * row_stride;
       LapLowestTwo best;
-      for (int64_t j = 0; j < n; ++j) best.push(static_cast<double>(row[j]) - v[j], j);
+      for (int64_t j = 0; j < n; ++j) best.push_ascending(static_cast<double>(row[j]) - v[j], j);
       int64_t j1 = best.col1;
       int64_t evicted = row4col[j1];
       const double lowered = v[j1] - (best.value2 - best.value1);
@@ -239,13 +241,9 @@ int32_t augment_row(const scalar_t* cost, int64_t row_stride, int64_t rows, int6
   return kLapOk;
 }
 
-// Solves one rows x cols problem (rows <= cols) whose row i starts at cost + i * row_stride.
-// Writes the column of each row to col_of_row[0..rows) and returns a LapStatus.
-template <typename scalar_t>
-int32_t solve_assignment(const scalar_t* cost, int64_t row_stride, int64_t rows, int64_t cols,
-                         LapWorkspace& ws, int64_t* col_of_row) {
-  bool has_inf = false;
-  if (scan_entries(cost, row_stride, rows, cols, has_inf) != kLapOk) return kLapInvalidEntry;
+// Solves one checked rows x cols problem (rows <= cols, no NaN or -inf) in float64.
+int32_t solve_checked(const double* cost, int64_t row_stride, int64_t rows, int64_t cols,
+                      bool has_inf, LapWorkspace& ws, int64_t* col_of_row) {
   std::fill(ws.u.begin(), ws.u.begin() + rows, 0.0);
   std::fill(ws.v.begin(), ws.v.begin() + cols, 0.0);
   std::fill(ws.row4col.begin(), ws.row4col.begin() + cols, int64_t{-1});
@@ -262,6 +260,25 @@ int32_t solve_assignment(const scalar_t* cost, int64_t row_stride, int64_t rows,
   }
   std::copy(ws.col4row.begin(), ws.col4row.begin() + rows, col_of_row);
   return kLapOk;
+}
+
+// Solves one rows x cols problem (rows <= cols) whose row i starts at cost + i * row_stride.
+// Writes the column of each row to col_of_row[0..rows) and returns a LapStatus.  float32 blocks are
+// widened to float64 once up front (the solver reads every entry many times).
+template <typename scalar_t>
+int32_t solve_assignment(const scalar_t* cost, int64_t row_stride, int64_t rows, int64_t cols,
+                         LapWorkspace& ws, int64_t* col_of_row) {
+  bool has_inf = false;
+  if (scan_entries(cost, row_stride, rows, cols, has_inf) != kLapOk) return kLapInvalidEntry;
+  if constexpr (std::is_same_v<scalar_t, double>) {
+    return solve_checked(cost, row_stride, rows, cols, has_inf, ws, col_of_row);
+  } else {
+    ws.widened.resize(rows * cols);
+    for (int64_t i = 0; i < rows; ++i) {
+      std::copy(cost + i * row_stride, cost + i * row_stride + cols, ws.widened.data() + i * cols);
+    }
+    return solve_checked(ws.widened.data(), cols, rows, cols, has_inf, ws, col_of_row);
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& cost_in,

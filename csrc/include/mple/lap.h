@@ -74,6 +74,22 @@ struct LapLowestTwo {
       col2 = col;
     }
   }
+  // push() for columns offered in increasing order (the common case, and cheaper): with col greater
+  // than every column seen, (value, col) precedes a pair exactly when value is smaller.  Needs finite
+  // values once two columns have been seen, which the JV initialisation guarantees.
+  MPLE_HOST_DEVICE void push_ascending(double value, int64_t col) {
+    if (value < value2) {
+      if (value < value1) {
+        value2 = value1;
+        col2 = col1;
+        value1 = value;
+        col1 = col;
+      } else {
+        value2 = value;
+        col2 = col;
+      }
+    }
+  }
   MPLE_HOST_DEVICE void merge(const LapLowestTwo& other) {
     push(other.value1, other.col1);
     push(other.value2, other.col2);
