@@ -42,14 +42,18 @@ TARGET_VS_LAPJV = 1.0
 VOCAB = 1000
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def median_ms(fns: dict, repeats: int) -> dict:
+    """Median wall time in ms of each callable, timed in interleaved rounds so that load from other
+    processes falls on all of them alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def make_costs(kind: str, batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
@@ -92,16 +96,15 @@ def bench_assignment(kind: str, batch: int, length: int, repeats: int, gen) -> d
     ours = linear_sum_assignment(cost, lengths, lengths)
     expected = totals(cost, public_scipy_loop(cost, no_pad, scipy_columns))
     torch.testing.assert_close(totals(cost, ours), expected, rtol=1e-9, atol=1e-9)
-    row = {"kind": kind, "L": length, "B": batch,
-           "ours_ms": 1e3 * median_seconds(lambda: linear_sum_assignment(cost, lengths, lengths), repeats),
-           "scipy_loop_ms": 1e3 * median_seconds(
-               lambda: public_scipy_loop(cost, no_pad, scipy_columns), repeats)}
-    row["vs_scipy"] = row["scipy_loop_ms"] / row["ours_ms"]
+    fns = {"ours_ms": lambda: linear_sum_assignment(cost, lengths, lengths),
+           "scipy_loop_ms": lambda: public_scipy_loop(cost, no_pad, scipy_columns)}
     if lap_package is not None:
         got = totals(cost, public_scipy_loop(cost, no_pad, lapjv_columns))
         torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
-        row["lapjv_loop_ms"] = 1e3 * median_seconds(
-            lambda: public_scipy_loop(cost, no_pad, lapjv_columns), repeats)
+        fns["lapjv_loop_ms"] = lambda: public_scipy_loop(cost, no_pad, lapjv_columns)
+    row = {"kind": kind, "L": length, "B": batch, **median_ms(fns, repeats)}
+    row["vs_scipy"] = row["scipy_loop_ms"] / row["ours_ms"]
+    if lap_package is not None:
         row["vs_lapjv"] = row["lapjv_loop_ms"] / row["ours_ms"]
     return row
 
@@ -136,8 +139,7 @@ def bench_oaxe(batch: int, length: int, repeats: int, gen) -> dict:
 
     torch.testing.assert_close(ours().detach(), public().detach(), rtol=1e-5, atol=1e-3)
     row = {"kind": "oaxe fwd+bwd", "L": length, "B": batch,
-           "ours_ms": 1e3 * median_seconds(ours, repeats),
-           "scipy_loop_ms": 1e3 * median_seconds(public, repeats)}
+           **median_ms({"ours_ms": ours, "scipy_loop_ms": public}, repeats)}
     row["vs_scipy"] = row["scipy_loop_ms"] / row["ours_ms"]
     return row
 

@@ -78,17 +78,13 @@ struct LapLowestTwo {
   // than every column seen, (value, col) precedes a pair exactly when value is smaller.  Needs finite
   // values once two columns have been seen, which the JV initialisation guarantees.
   MPLE_HOST_DEVICE void push_ascending(double value, int64_t col) {
-    if (value < value2) {
-      if (value < value1) {
-        value2 = value1;
-        col2 = col1;
-        value1 = value;
-        col1 = col;
-      } else {
-        value2 = value;
-        col2 = col;
-      }
-    }
+    // Selects instead of branches: which case applies is unpredictable in the first columns.
+    const bool below1 = value < value1;
+    const bool below2 = value < value2;
+    value2 = below1 ? value1 : (below2 ? value : value2);
+    col2 = below1 ? col1 : (below2 ? col : col2);
+    value1 = below1 ? value : value1;
+    col1 = below1 ? col : col1;
   }
   MPLE_HOST_DEVICE void merge(const LapLowestTwo& other) {
     push(other.value1, other.col1);
