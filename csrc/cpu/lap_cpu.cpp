@@ -1,6 +1,6 @@
 // Batched linear assignment, CPU backend: an exact shortest-augmenting-path solver (Jonker-Volgenant
 // dual updates, Crouse's rectangular variant, as in scipy.optimize.linear_sum_assignment), one
-// problem per task, parallel over the batch with at::parallel_for.
+// problem at a time per thread, parallel over the batch with at::parallel_for.
 //
 // Each row is assigned by one Dijkstra search from that row over the reduced costs
 // c[i][j] - u[i] - v[j] >= 0, stopped at the first free column; the dual variables u, v are then
@@ -13,6 +13,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -78,12 +79,11 @@ int64_t jv_initialize(const scalar_t* cost, int64_t row_stride, int64_t n, LapWo
   }
   for (int64_t i = 1; i < n; ++i) {
     const scalar_t* row = cost + i * row_stride;
-    for (int64_t j = 0; j < n; ++j) {
+    for (int64_t j = 0; j < n; ++j) {  // selects, so the compiler can vectorise
       const double c = static_cast<double>(row[j]);
-      if (c < v[j]) {
-        v[j] = c;
-        row4col[j] = i;
-      }
+      const bool lower = c < v[j];
+      v[j] = lower ? c : v[j];
+      row4col[j] = lower ? i : row4col[j];
     }
   }
   std::fill(unique, unique + n, 1);
@@ -299,9 +299,14 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
 
   AT_DISPATCH_FLOATING_TYPES(cost.scalar_type(), "linear_sum_assignment_cpu", [&] {
     const scalar_t* cost_ptr = cost.data_ptr<scalar_t>();
-    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    // Problems differ in cost (lengths, structure), so threads take the next unsolved problem from
+    // a shared counter instead of a fixed slice of the batch.  Each problem is solved independently,
+    // so the result does not depend on which thread solves it.
+    std::atomic<int64_t> next_problem{0};
+    const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), batch));
+    at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
       LapWorkspace ws(padded_rows, padded_cols);
-      for (int64_t b = begin; b < end; ++b) {
+      for (int64_t b = next_problem++; b < batch; b = next_problem++) {
         const int64_t rows = row_len[b], cols = col_len[b];
         int32_t code = lap_check_lengths(rows, cols, padded_rows, padded_cols);
         int64_t* out_b = out + b * padded_rows;
