@@ -35,27 +35,6 @@ template <typename T>
 __device__ inline T warp_broadcast_lane0(T value) {
   return __shfl_sync(kFullWarpMask, value, 0);
 }
-// One warp's whole problem b: checks the lengths, solves, and writes row b of the assignment (the
-// column of each row, -1 for padded rows and failed problems) and status[b].  `state` holds
-// state_bytes(padded_rows, padded_cols) bytes, 8-byte aligned.
-template <typename scalar_t>
-MPLE_WARP_FN void warp_solve_problem(const scalar_t* cost, const int64_t* row_lengths,
-                                     const int64_t* col_lengths, int64_t b, int64_t padded_rows,
-                                     int64_t padded_cols, unsigned char* state, int64_t* assignment,
-                                     int32_t* status, int lane) {
-  WarpState s(state, padded_rows, padded_cols);
-  const int64_t rows = row_lengths[b], cols = col_lengths[b];
-  int32_t code = lap_check_lengths(rows, cols, padded_rows, padded_cols);
-  if (code == kLapOk) {
-    code = warp_solve(cost + b * padded_rows * padded_cols, padded_cols, rows, cols, s, lane);
-  }
-  int64_t* out = assignment + b * padded_rows;
-  for (int64_t r = lane; r < padded_rows; r += kWarpSize) {
-    out[r] = (code == kLapOk && r < rows) ? static_cast<int64_t>(s.col4row[r]) : int64_t{-1};
-  }
-  if (lane == 0) status[b] = code;
-}
-
 }  // namespace mple
 #elif defined(MPLE_LAP_WARP_EMULATION)
 #define MPLE_WARP_FN inline
