@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -161,13 +162,16 @@ def main() -> int:
     else:
         print(f"lapjv peer: lap {lap_package.__version__}")
 
+    load_before = os.getloadavg()[0]
     rows = []
     for length in args.lengths:
         for kind in ("uniform", "-log-softmax"):
             rows.append(bench_assignment(kind, args.batch, length, args.repeats, gen))
         rows.append(bench_oaxe(args.batch, length, args.repeats, gen))
 
-    print(f"\nB={args.batch}, {args.threads} threads, medians of {args.repeats} runs; ratio = peer / ours")
+    load_after = os.getloadavg()[0]
+    print(f"\nB={args.batch}, {args.threads} threads, medians of {args.repeats} runs; ratio = peer / ours; "
+          f"1-min load average {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} CPUs")
     header = (f"{'case':<14}{'L':>5}{'ours ms':>10}{'scipy loop ms':>15}{'x scipy':>9}"
               f"{'lapjv loop ms':>15}{'x lapjv':>9}")
     print(header)
@@ -187,7 +191,8 @@ def main() -> int:
         print()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "torch": torch.__version__,
+            json.dump({"threads": args.threads, "torch": torch.__version__, "cpus": os.cpu_count(),
+                       "load_average": [load_before, load_after],
                        "lap": getattr(lap_package, "__version__", None), "rows": rows}, f, indent=1)
     return 0
 
