@@ -2,9 +2,12 @@
 // dual updates, Crouse's rectangular variant, as in scipy.optimize.linear_sum_assignment), one
 // problem at a time per thread, parallel over the batch with at::parallel_for.
 //
-// Each row is assigned by one Dijkstra search from that row over the reduced costs
+// Square problems without +inf first get the Jonker-Volgenant initialisation (column reduction,
+// reduction transfer, augmenting row reduction), which usually assigns most rows.  Every row still
+// free is then assigned by one Dijkstra search from that row over the reduced costs
 // c[i][j] - u[i] - v[j] >= 0, stopped at the first free column; the dual variables u, v are then
 // updated so the reduced costs stay non-negative, and the path is flipped.  O(N^2 M) worst case.
+// The CUDA backend (mple/lap_warp.h) takes the same steps with the same tie rule (mple/lap.h).
 // All arithmetic is float64 whatever the input dtype: float32 costs are widened on load, as scipy
 // does, so the optimum is the float64 optimum of the given float32 values.
 #include <ATen/ATen.h>
