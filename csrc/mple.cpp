@@ -21,6 +21,10 @@ TORCH_LIBRARY(mple, m) {
   // ---- AXE: aligned cross-entropy dynamic programme ----
 
   // ---- OaXE: batched linear assignment ----
+  // (csrc/cpu/lap_cpu.cpp, csrc/cuda/lap_cuda.cu)  cost (B, N, M) float32/float64, +inf = forbidden;
+  // row_lengths, col_lengths (B,) int64.  Returns (assignment (B, N) int64: column of each row, -1 for
+  // padded rows and failed problems; status (B,) int32: a mple::LapStatus code per problem).
+  m.def("linear_sum_assignment(Tensor cost, Tensor row_lengths, Tensor col_lengths) -> (Tensor, Tensor)");
 }
 
 namespace {

@@ -22,3 +22,9 @@ __all__ = [
     "pairwise_bleu_stats",
     "sentence_bleu",
 ]
+
+# ---- OaXE: batched linear assignment and the OaXE loss
+from .lap import linear_sum_assignment  # noqa: E402
+from .oaxe import oaxe_align, oaxe_loss  # noqa: E402
+
+__all__ += ["linear_sum_assignment", "oaxe_align", "oaxe_loss"]
