@@ -1,0 +1,290 @@
+// AXE loss (aligned cross entropy), CPU backend: exact DP per sequence, parallel over the batch.
+//
+// The forward pass sweeps the table one prediction j at a time (a column of Ly + 1 cells), so each
+// column reads the costs G[., j] from one row of log_probs and writes its moves contiguously into
+// the choice table.  Only G and E are read, straight from log_probs through its strides: nothing of
+// size B * Lp * V is materialised.  The backward pass and the proxy target walk the stored moves back
+// from (Ly_b, Lp_b); each sequence owns its slice of the outputs, so the walk needs no locking.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "mple/axe.h"
+#include "mple/axe_checks.h"
+
+namespace mple {
+namespace {
+
+// Strided view of one sequence's log-probabilities.
+template <typename scalar_t>
+struct LogProbRows {
+  const scalar_t* data;
+  int64_t position_stride;
+  int64_t vocab_stride;
+
+  template <typename acc_t>
+  acc_t at(int64_t position, int64_t token) const {
+    return static_cast<acc_t>(data[position * position_stride + token * vocab_stride]);
+  }
+};
+
+// Runs the DP of one sequence; returns A[target_length, pred_length], or NaN if a log-prob it reads
+// is NaN or +inf.  `column` and `next` are scratch of at least target_length + 1 entries.
+template <typename scalar_t, typename acc_t>
+acc_t forward_sequence(const LogProbRows<scalar_t>& log_probs, const int64_t* targets,
+                       int64_t target_length, int64_t pred_length, int64_t blank, acc_t delta,
+                       uint8_t* choices, int64_t column_stride, std::vector<acc_t>& column,
+                       std::vector<acc_t>& next) {
+  constexpr acc_t kInf = std::numeric_limits<acc_t>::infinity();
+  bool invalid = false;
+
+  // Column j = 0: targets skipped before any prediction, charged delta * G[i, 1].  Without a
+  // prediction there is nothing to charge them to and no alignment exists.
+  column[0] = acc_t(0);
+  choices[0] = kAxeAlign;  // (0, 0) is the start; its code is never read
+  for (int64_t i = 1; i <= target_length; ++i) {
+    acc_t cost = kInf;
+    if (pred_length > 0) {
+      const acc_t log_prob = log_probs.template at<acc_t>(0, targets[i - 1]);
+      invalid |= axe_invalid_log_prob(log_prob);
+      cost = axe_skip_target_cost(delta, -log_prob);
+    }
+    column[i] = column[i - 1] + cost;
+    choices[i] = kAxeSkipTarget;
+  }
+
+  for (int64_t j = 1; j <= pred_length; ++j) {
+    uint8_t* moves = choices + j * column_stride;
+    const acc_t blank_log_prob = log_probs.template at<acc_t>(j - 1, blank);
+    invalid |= axe_invalid_log_prob(blank_log_prob);
+    const acc_t skip_prediction_cost = -blank_log_prob;
+    next[0] = column[0] + skip_prediction_cost;
+    moves[0] = kAxeSkipPrediction;
+    for (int64_t i = 1; i <= target_length; ++i) {
+      const acc_t log_prob = log_probs.template at<acc_t>(j - 1, targets[i - 1]);
+      invalid |= axe_invalid_log_prob(log_prob);
+      const acc_t g = -log_prob;
+      acc_t best;
+      moves[i] = axe_choose(column[i - 1] + g, column[i] + skip_prediction_cost,
+                            next[i - 1] + axe_skip_target_cost(delta, g), &best);
+      next[i] = best;
+    }
+    column.swap(next);
+  }
+  return invalid ? std::numeric_limits<acc_t>::quiet_NaN() : column[target_length];
+}
+
+void check_lengths_and_targets_cpu(const at::Tensor& targets, const at::Tensor& pred_lengths,
+                                   const at::Tensor& target_lengths, int64_t pred_width,
+                                   int64_t vocab) {
+  const int64_t batch = targets.size(0), target_width = targets.size(1);
+  const int64_t* pred_len = pred_lengths.data_ptr<int64_t>();
+  const int64_t* target_len = target_lengths.data_ptr<int64_t>();
+  const int64_t* ids = targets.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch; ++b) {
+    TORCH_CHECK(pred_len[b] >= 0 && pred_len[b] <= pred_width,
+                "pred_lengths must lie in [0, log_probs.size(1) = ", pred_width, "], got ",
+                pred_len[b], " at index ", b);
+    TORCH_CHECK(target_len[b] >= 0 && target_len[b] <= target_width,
+                "target_lengths must lie in [0, targets.size(1) = ", target_width, "], got ",
+                target_len[b], " at index ", b);
+    for (int64_t i = 0; i < target_len[b]; ++i) {
+      const int64_t id = ids[b * target_width + i];
+      TORCH_CHECK(id >= 0 && id < vocab, "targets must hold token ids in [0, V = ", vocab,
+                  ") within target_lengths, got ", id, " at index (", b, ", ", i, ")");
+    }
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> axe_forward_cpu(const at::Tensor& log_probs,
+                                                   const at::Tensor& targets_in,
+                                                   const at::Tensor& pred_lengths_in,
+                                                   const at::Tensor& target_lengths_in,
+                                                   int64_t blank, double skip_penalty) {
+  check_axe_args(log_probs, targets_in, pred_lengths_in, target_lengths_in, blank, skip_penalty);
+  const at::Tensor targets = targets_in.contiguous();
+  const at::Tensor pred_lengths = pred_lengths_in.contiguous();
+  const at::Tensor target_lengths = target_lengths_in.contiguous();
+  const int64_t batch = log_probs.size(0), pred_width = log_probs.size(1);
+  const int64_t vocab = log_probs.size(2), target_width = targets.size(1);
+  check_lengths_and_targets_cpu(targets, pred_lengths, target_lengths, pred_width, vocab);
+
+  const at::ScalarType loss_dtype = axe_loss_dtype(log_probs.scalar_type());
+  at::Tensor loss = at::empty({batch}, log_probs.options().dtype(loss_dtype));
+  at::Tensor choices =
+      at::empty({batch, pred_width + 1, target_width + 1}, log_probs.options().dtype(at::kByte));
+  const int64_t table_size = (pred_width + 1) * (target_width + 1);
+  const int64_t* target_ptr = targets.data_ptr<int64_t>();
+  const int64_t* pred_len = pred_lengths.data_ptr<int64_t>();
+  const int64_t* target_len = target_lengths.data_ptr<int64_t>();
+  uint8_t* choice_ptr = choices.data_ptr<uint8_t>();
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, log_probs.scalar_type(),
+                                  "axe_forward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* lp = log_probs.const_data_ptr<scalar_t>();
+    acc_t* loss_ptr = loss.data_ptr<acc_t>();
+    const int64_t s0 = log_probs.stride(0), s1 = log_probs.stride(1), s2 = log_probs.stride(2);
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      std::vector<acc_t> column(target_width + 1), next(target_width + 1);
+      for (int64_t b = begin; b < end; ++b) {
+        uint8_t* table = choice_ptr + b * table_size;
+        // Cells outside the sequence's block are never read; zero them so the output is
+        // deterministic.
+        std::memset(table, 0, static_cast<size_t>(table_size));
+        const LogProbRows<scalar_t> rows{lp + b * s0, s1, s2};
+        loss_ptr[b] = forward_sequence<scalar_t, acc_t>(
+            rows, target_ptr + b * target_width, target_len[b], pred_len[b], blank,
+            static_cast<acc_t>(skip_penalty), table, target_width + 1, column, next);
+      }
+    });
+  });
+  return {loss, choices};
+}
+
+// Adds grad_loss * d(loss)/d(log_probs) along the chosen path into one sequence's (Lp, V) block.
+template <typename scalar_t, typename acc_t>
+struct GradientWriter {
+  scalar_t* grad;  // contiguous (Lp, V) block of the sequence
+  int64_t vocab;
+  const int64_t* targets;
+  int64_t blank;
+  acc_t grad_loss;
+  acc_t delta;
+
+  void add(int64_t position, int64_t token, acc_t value) {
+    scalar_t& cell = grad[position * vocab + token];
+    cell = static_cast<scalar_t>(static_cast<acc_t>(cell) + value);
+  }
+
+  void operator()(uint8_t move, int64_t i, int64_t j) {
+    const int64_t position = axe_charged_position(move, j);
+    if (move == kAxeAlign) {
+      add(position, targets[i - 1], -grad_loss);
+    } else if (move == kAxeSkipPrediction) {
+      add(position, blank, -grad_loss);
+    } else if (delta != acc_t(0)) {
+      add(position, targets[i - 1], -grad_loss * delta);
+    }
+  }
+};
+
+at::Tensor axe_backward_cpu(const at::Tensor& grad_loss_in, const at::Tensor& log_probs,
+                            const at::Tensor& targets_in, const at::Tensor& pred_lengths_in,
+                            const at::Tensor& target_lengths_in, const at::Tensor& choices_in,
+                            int64_t blank, double skip_penalty) {
+  check_axe_args(log_probs, targets_in, pred_lengths_in, target_lengths_in, blank, skip_penalty);
+  check_axe_choices(choices_in, log_probs, targets_in);
+  check_axe_grad_loss(grad_loss_in, log_probs);
+  const at::Tensor grad_loss = grad_loss_in.contiguous();
+  const at::Tensor targets = targets_in.contiguous();
+  const at::Tensor pred_lengths = pred_lengths_in.contiguous();
+  const at::Tensor target_lengths = target_lengths_in.contiguous();
+  const at::Tensor choices = choices_in.contiguous();
+  const int64_t batch = log_probs.size(0), pred_width = log_probs.size(1);
+  const int64_t vocab = log_probs.size(2), target_width = targets.size(1);
+  check_lengths_and_targets_cpu(targets, pred_lengths, target_lengths, pred_width, vocab);
+
+  at::Tensor grad = at::empty({batch, pred_width, vocab}, log_probs.options());
+  const int64_t table_size = (pred_width + 1) * (target_width + 1);
+  const int64_t* target_ptr = targets.data_ptr<int64_t>();
+  const int64_t* pred_len = pred_lengths.data_ptr<int64_t>();
+  const int64_t* target_len = target_lengths.data_ptr<int64_t>();
+  const uint8_t* choice_ptr = choices.data_ptr<uint8_t>();
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, log_probs.scalar_type(),
+                                  "axe_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    scalar_t* grad_ptr = grad.data_ptr<scalar_t>();
+    const acc_t* grad_loss_ptr = grad_loss.data_ptr<acc_t>();
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        scalar_t* block = grad_ptr + b * pred_width * vocab;
+        // Zeroing here, per sequence, keeps the block in cache for the writes that follow.
+        std::memset(static_cast<void*>(block), 0,
+                    static_cast<size_t>(pred_width * vocab) * sizeof(scalar_t));
+        // No prediction but some target: no alignment, the loss is +inf and has no path.
+        if (pred_len[b] == 0 && target_len[b] > 0) continue;
+        GradientWriter<scalar_t, acc_t> writer{block, vocab, target_ptr + b * target_width, blank,
+                                               grad_loss_ptr[b], static_cast<acc_t>(skip_penalty)};
+        axe_backtrace(choice_ptr + b * table_size, target_width + 1, target_len[b], pred_len[b],
+                      writer);
+      }
+    });
+  });
+  return grad;
+}
+
+// Writes T*_j = Y_i for every align move into (i, j) (Eq. 20: the first target token aligned to
+// prediction j); every other position keeps the blank.
+struct ProxyTargetWriter {
+  int64_t* out;
+  const int64_t* targets;
+
+  void operator()(uint8_t move, int64_t i, int64_t j) {
+    if (move == kAxeAlign) out[j - 1] = targets[i - 1];
+  }
+};
+
+at::Tensor axe_proxy_targets_cpu(const at::Tensor& choices_in, const at::Tensor& targets_in,
+                                 const at::Tensor& pred_lengths_in,
+                                 const at::Tensor& target_lengths_in, int64_t blank) {
+  check_rank(choices_in, 3, "choices", "(B, Lp + 1, Ly + 1)");
+  check_dtype(choices_in, at::kByte, "choices");
+  check_rank(targets_in, 2, "targets", "(B, Ly)");
+  check_rank(pred_lengths_in, 1, "pred_lengths", "(B,)");
+  check_rank(target_lengths_in, 1, "target_lengths", "(B,)");
+  check_dtype(targets_in, at::kLong, "targets");
+  check_dtype(pred_lengths_in, at::kLong, "pred_lengths");
+  check_dtype(target_lengths_in, at::kLong, "target_lengths");
+  check_same_device(targets_in, choices_in, "targets", "choices");
+  check_same_device(pred_lengths_in, choices_in, "pred_lengths", "choices");
+  check_same_device(target_lengths_in, choices_in, "target_lengths", "choices");
+  const int64_t batch = choices_in.size(0), pred_width = choices_in.size(1) - 1;
+  const int64_t target_width = targets_in.size(1);
+  check_size(targets_in, 0, batch, "targets", "choices.size(0)");
+  check_size(choices_in, 2, target_width + 1, "choices", "targets.size(1) + 1");
+  check_size(pred_lengths_in, 0, batch, "pred_lengths", "choices.size(0)");
+  check_size(target_lengths_in, 0, batch, "target_lengths", "choices.size(0)");
+  TORCH_CHECK(pred_width >= 0, "choices.size(1) must be Lp + 1 >= 1, got ", choices_in.sizes());
+  const at::Tensor choices = choices_in.contiguous();
+  const at::Tensor targets = targets_in.contiguous();
+  const at::Tensor pred_lengths = pred_lengths_in.contiguous();
+  const at::Tensor target_lengths = target_lengths_in.contiguous();
+  // Token ids are only copied, never used as indices, so any id range is accepted here.
+  check_lengths_and_targets_cpu(targets, pred_lengths, target_lengths, pred_width,
+                                std::numeric_limits<int64_t>::max());
+
+  at::Tensor out = at::full({batch, pred_width}, blank, targets.options());
+  const int64_t table_size = (pred_width + 1) * (target_width + 1);
+  const int64_t* target_ptr = targets.data_ptr<int64_t>();
+  const int64_t* pred_len = pred_lengths.data_ptr<int64_t>();
+  const int64_t* target_len = target_lengths.data_ptr<int64_t>();
+  const uint8_t* choice_ptr = choices.data_ptr<uint8_t>();
+  int64_t* out_ptr = out.data_ptr<int64_t>();
+  at::parallel_for(0, batch, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      if (pred_len[b] == 0) continue;
+      ProxyTargetWriter writer{out_ptr + b * pred_width, target_ptr + b * target_width};
+      axe_backtrace(choice_ptr + b * table_size, target_width + 1, target_len[b], pred_len[b],
+                    writer);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(mple, CPU, m) {
+  m.impl("axe_forward", &axe_forward_cpu);
+  m.impl("axe_backward", &axe_backward_cpu);
+  m.impl("axe_proxy_targets", &axe_proxy_targets_cpu);
+}
+
+}  // namespace mple

@@ -1,0 +1,99 @@
+// The AXE dynamic programme (DESIGN.md §3; paper Appendix E.3), the parts both backends share: the
+// move codes stored per cell, the tie-breaking rule, and the backtrace of the chosen path.
+//
+// With G[i,j] = -log P_j(Y_i) and E[j] = -log P_j(blank), i in 1..Ly (targets), j in 1..Lp
+// (predictions):
+//   A[0,0] = 0
+//   A[0,j] = A[0,j-1] + E[j]                                        (skip prediction)
+//   A[i,0] = A[i-1,0] + delta * G[i,1]                              (skip target, charged to P_1)
+//   A[i,j] = min(A[i-1,j-1] + G[i,j],  A[i,j-1] + E[j],  A[i-1,j] + delta * G[i,j])
+//                align                 skip prediction   skip target
+// Ties go to the earlier move in that order.  The loss is A[Ly, Lp].
+//
+// Choice table layout (both backends): uint8 (B, Lp + 1, Ly + 1), entry [b, j, i] is the move into
+// cell (i, j).  Column-major in the DP's sense, so the CPU kernel, which sweeps one prediction j at
+// a time, writes it contiguously.
+#pragma once
+
+#include <math.h>
+#include <stdint.h>
+
+#include "mple/host_device.h"
+
+namespace mple {
+
+constexpr uint8_t kAxeAlign = 0;
+constexpr uint8_t kAxeSkipPrediction = 1;
+constexpr uint8_t kAxeSkipTarget = 2;
+
+// Cost of a skip-target move.  delta = 0 makes the move free even where G = +inf (a -inf log-prob),
+// as Eq. 20 with delta = 0 drops the term; delta * inf would otherwise give 0 * inf = NaN.
+template <typename acc_t>
+MPLE_HOST_DEVICE inline acc_t axe_skip_target_cost(acc_t delta, acc_t g) {
+  return delta == acc_t(0) ? acc_t(0) : delta * g;
+}
+
+// The minimum of the three candidates, ties to the earlier move (align, skip prediction, skip
+// target).  Strict comparisons keep the earlier move on ties, also between infinities.
+template <typename acc_t>
+MPLE_HOST_DEVICE inline uint8_t axe_choose(acc_t align, acc_t skip_prediction, acc_t skip_target,
+                                           acc_t* best) {
+  uint8_t move = kAxeAlign;
+  acc_t value = align;
+  if (skip_prediction < value) {
+    value = skip_prediction;
+    move = kAxeSkipPrediction;
+  }
+  if (skip_target < value) {
+    value = skip_target;
+    move = kAxeSkipTarget;
+  }
+  *best = value;
+  return move;
+}
+
+// True for a log-probability the DP must refuse: NaN, or +inf (which would make G = -inf and
+// sums of the form inf - inf).  -inf is legal and gives +inf costs.
+template <typename acc_t>
+MPLE_HOST_DEVICE inline bool axe_invalid_log_prob(acc_t log_prob) {
+  return !(log_prob < acc_t(INFINITY));
+}
+
+// Walks the chosen path of one sequence from (target_length, pred_length) back to (0, 0) and calls
+// visit(move, i, j) for the move into every cell (i, j) on it.  `choices` points at the sequence's
+// (Lp + 1, Ly + 1) block; `column_stride` = Ly + 1.  Border cells have one legal move and the stored
+// code is not consulted there, so the walk stays inside the table and ends after at most
+// target_length + pred_length steps whatever the table holds.
+template <typename Visitor>
+MPLE_HOST_DEVICE inline void axe_backtrace(const uint8_t* choices, int64_t column_stride,
+                                           int64_t target_length, int64_t pred_length,
+                                           Visitor& visit) {
+  int64_t i = target_length, j = pred_length;
+  while (i > 0 || j > 0) {
+    uint8_t move;
+    if (i == 0) {
+      move = kAxeSkipPrediction;
+    } else if (j == 0) {
+      move = kAxeSkipTarget;
+    } else {
+      move = choices[j * column_stride + i];
+    }
+    visit(move, i, j);
+    if (move == kAxeAlign) {
+      --i;
+      --j;
+    } else if (move == kAxeSkipPrediction) {
+      --j;
+    } else {
+      --i;
+    }
+  }
+}
+
+// The prediction (0-based position in log_probs) whose distribution pays for a move into (i, j):
+// j - 1, except skip-target moves in the border column j = 0, which are charged to P_1.
+MPLE_HOST_DEVICE inline int64_t axe_charged_position(uint8_t move, int64_t j) {
+  return (move == kAxeSkipTarget && j == 0) ? 0 : j - 1;
+}
+
+}  // namespace mple
