@@ -80,13 +80,11 @@ acc_t forward_sequence(const LogProbRows<scalar_t>& log_probs, const int64_t* ta
   return invalid ? std::numeric_limits<acc_t>::quiet_NaN() : column[target_length];
 }
 
-void check_lengths_and_targets_cpu(const at::Tensor& targets, const at::Tensor& pred_lengths,
-                                   const at::Tensor& target_lengths, int64_t pred_width,
-                                   int64_t vocab) {
+void check_lengths_cpu(const at::Tensor& targets, const at::Tensor& pred_lengths,
+                       const at::Tensor& target_lengths, int64_t pred_width) {
   const int64_t batch = targets.size(0), target_width = targets.size(1);
   const int64_t* pred_len = pred_lengths.data_ptr<int64_t>();
   const int64_t* target_len = target_lengths.data_ptr<int64_t>();
-  const int64_t* ids = targets.data_ptr<int64_t>();
   for (int64_t b = 0; b < batch; ++b) {
     TORCH_CHECK(pred_len[b] >= 0 && pred_len[b] <= pred_width,
                 "pred_lengths must lie in [0, log_probs.size(1) = ", pred_width, "], got ",
@@ -94,6 +92,16 @@ void check_lengths_and_targets_cpu(const at::Tensor& targets, const at::Tensor& 
     TORCH_CHECK(target_len[b] >= 0 && target_len[b] <= target_width,
                 "target_lengths must lie in [0, targets.size(1) = ", target_width, "], got ",
                 target_len[b], " at index ", b);
+  }
+}
+
+// Token ids within each target's length must index log_probs; padding is never read.
+void check_target_ids_cpu(const at::Tensor& targets, const at::Tensor& target_lengths,
+                          int64_t vocab) {
+  const int64_t batch = targets.size(0), target_width = targets.size(1);
+  const int64_t* target_len = target_lengths.data_ptr<int64_t>();
+  const int64_t* ids = targets.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch; ++b) {
     for (int64_t i = 0; i < target_len[b]; ++i) {
       const int64_t id = ids[b * target_width + i];
       TORCH_CHECK(id >= 0 && id < vocab, "targets must hold token ids in [0, V = ", vocab,
@@ -113,7 +121,8 @@ std::tuple<at::Tensor, at::Tensor> axe_forward_cpu(const at::Tensor& log_probs,
   const at::Tensor target_lengths = target_lengths_in.contiguous();
   const int64_t batch = log_probs.size(0), pred_width = log_probs.size(1);
   const int64_t vocab = log_probs.size(2), target_width = targets.size(1);
-  check_lengths_and_targets_cpu(targets, pred_lengths, target_lengths, pred_width, vocab);
+  check_lengths_cpu(targets, pred_lengths, target_lengths, pred_width);
+  check_target_ids_cpu(targets, target_lengths, vocab);
 
   const at::ScalarType loss_dtype = axe_loss_dtype(log_probs.scalar_type());
   at::Tensor loss = at::empty({batch}, log_probs.options().dtype(loss_dtype));
@@ -148,33 +157,6 @@ std::tuple<at::Tensor, at::Tensor> axe_forward_cpu(const at::Tensor& log_probs,
   return {loss, choices};
 }
 
-// Adds grad_loss * d(loss)/d(log_probs) along the chosen path into one sequence's (Lp, V) block.
-template <typename scalar_t, typename acc_t>
-struct GradientWriter {
-  scalar_t* grad;  // contiguous (Lp, V) block of the sequence
-  int64_t vocab;
-  const int64_t* targets;
-  int64_t blank;
-  acc_t grad_loss;
-  acc_t delta;
-
-  void add(int64_t position, int64_t token, acc_t value) {
-    scalar_t& cell = grad[position * vocab + token];
-    cell = static_cast<scalar_t>(static_cast<acc_t>(cell) + value);
-  }
-
-  void operator()(uint8_t move, int64_t i, int64_t j) {
-    const int64_t position = axe_charged_position(move, j);
-    if (move == kAxeAlign) {
-      add(position, targets[i - 1], -grad_loss);
-    } else if (move == kAxeSkipPrediction) {
-      add(position, blank, -grad_loss);
-    } else if (delta != acc_t(0)) {
-      add(position, targets[i - 1], -grad_loss * delta);
-    }
-  }
-};
-
 at::Tensor axe_backward_cpu(const at::Tensor& grad_loss_in, const at::Tensor& log_probs,
                             const at::Tensor& targets_in, const at::Tensor& pred_lengths_in,
                             const at::Tensor& target_lengths_in, const at::Tensor& choices_in,
@@ -189,7 +171,8 @@ at::Tensor axe_backward_cpu(const at::Tensor& grad_loss_in, const at::Tensor& lo
   const at::Tensor choices = choices_in.contiguous();
   const int64_t batch = log_probs.size(0), pred_width = log_probs.size(1);
   const int64_t vocab = log_probs.size(2), target_width = targets.size(1);
-  check_lengths_and_targets_cpu(targets, pred_lengths, target_lengths, pred_width, vocab);
+  check_lengths_cpu(targets, pred_lengths, target_lengths, pred_width);
+  check_target_ids_cpu(targets, target_lengths, vocab);
 
   at::Tensor grad = at::empty({batch, pred_width, vocab}, log_probs.options());
   const int64_t table_size = (pred_width + 1) * (target_width + 1);
@@ -211,7 +194,7 @@ at::Tensor axe_backward_cpu(const at::Tensor& grad_loss_in, const at::Tensor& lo
                     static_cast<size_t>(pred_width * vocab) * sizeof(scalar_t));
         // No prediction but some target: no alignment, the loss is +inf and has no path.
         if (pred_len[b] == 0 && target_len[b] > 0) continue;
-        GradientWriter<scalar_t, acc_t> writer{block, vocab, target_ptr + b * target_width, blank,
+        AxeGradientWriter<scalar_t, acc_t> writer{block, vocab, target_ptr + b * target_width, blank,
                                                grad_loss_ptr[b], static_cast<acc_t>(skip_penalty)};
         axe_backtrace(choice_ptr + b * table_size, target_width + 1, target_len[b], pred_len[b],
                       writer);
@@ -221,45 +204,18 @@ at::Tensor axe_backward_cpu(const at::Tensor& grad_loss_in, const at::Tensor& lo
   return grad;
 }
 
-// Writes T*_j = Y_i for every align move into (i, j) (Eq. 20: the first target token aligned to
-// prediction j); every other position keeps the blank.
-struct ProxyTargetWriter {
-  int64_t* out;
-  const int64_t* targets;
-
-  void operator()(uint8_t move, int64_t i, int64_t j) {
-    if (move == kAxeAlign) out[j - 1] = targets[i - 1];
-  }
-};
-
 at::Tensor axe_proxy_targets_cpu(const at::Tensor& choices_in, const at::Tensor& targets_in,
                                  const at::Tensor& pred_lengths_in,
                                  const at::Tensor& target_lengths_in, int64_t blank) {
-  check_rank(choices_in, 3, "choices", "(B, Lp + 1, Ly + 1)");
-  check_dtype(choices_in, at::kByte, "choices");
-  check_rank(targets_in, 2, "targets", "(B, Ly)");
-  check_rank(pred_lengths_in, 1, "pred_lengths", "(B,)");
-  check_rank(target_lengths_in, 1, "target_lengths", "(B,)");
-  check_dtype(targets_in, at::kLong, "targets");
-  check_dtype(pred_lengths_in, at::kLong, "pred_lengths");
-  check_dtype(target_lengths_in, at::kLong, "target_lengths");
-  check_same_device(targets_in, choices_in, "targets", "choices");
-  check_same_device(pred_lengths_in, choices_in, "pred_lengths", "choices");
-  check_same_device(target_lengths_in, choices_in, "target_lengths", "choices");
+  check_axe_proxy_targets_args(choices_in, targets_in, pred_lengths_in, target_lengths_in);
   const int64_t batch = choices_in.size(0), pred_width = choices_in.size(1) - 1;
   const int64_t target_width = targets_in.size(1);
-  check_size(targets_in, 0, batch, "targets", "choices.size(0)");
-  check_size(choices_in, 2, target_width + 1, "choices", "targets.size(1) + 1");
-  check_size(pred_lengths_in, 0, batch, "pred_lengths", "choices.size(0)");
-  check_size(target_lengths_in, 0, batch, "target_lengths", "choices.size(0)");
-  TORCH_CHECK(pred_width >= 0, "choices.size(1) must be Lp + 1 >= 1, got ", choices_in.sizes());
   const at::Tensor choices = choices_in.contiguous();
   const at::Tensor targets = targets_in.contiguous();
   const at::Tensor pred_lengths = pred_lengths_in.contiguous();
   const at::Tensor target_lengths = target_lengths_in.contiguous();
-  // Token ids are only copied, never used as indices, so any id range is accepted here.
-  check_lengths_and_targets_cpu(targets, pred_lengths, target_lengths, pred_width,
-                                std::numeric_limits<int64_t>::max());
+  // Token ids are only copied here, never used as indices.
+  check_lengths_cpu(targets, pred_lengths, target_lengths, pred_width);
 
   at::Tensor out = at::full({batch, pred_width}, blank, targets.options());
   const int64_t table_size = (pred_width + 1) * (target_width + 1);
@@ -271,7 +227,7 @@ at::Tensor axe_proxy_targets_cpu(const at::Tensor& choices_in, const at::Tensor&
   at::parallel_for(0, batch, 16, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       if (pred_len[b] == 0) continue;
-      ProxyTargetWriter writer{out_ptr + b * pred_width, target_ptr + b * target_width};
+      AxeProxyTargetWriter writer{out_ptr + b * pred_width, target_ptr + b * target_width};
       axe_backtrace(choice_ptr + b * table_size, target_width + 1, target_len[b], pred_len[b],
                     writer);
     }

@@ -96,4 +96,46 @@ MPLE_HOST_DEVICE inline int64_t axe_charged_position(uint8_t move, int64_t j) {
   return (move == kAxeSkipTarget && j == 0) ? 0 : j - 1;
 }
 
+// Backtrace visitor of the backward pass: adds grad_loss * d(loss)/d(log_probs) along the path into
+// one sequence's contiguous (Lp, V) gradient block: -grad_loss on aligned and blank log-probs,
+// -grad_loss * delta on skipped targets' log-probs, accumulated where an entry is used twice.  Token
+// ids outside [0, vocab) are skipped (the callers validate them; this only keeps writes in bounds).
+template <typename scalar_t, typename acc_t>
+struct AxeGradientWriter {
+  scalar_t* grad;
+  int64_t vocab;
+  const int64_t* targets;
+  int64_t blank;
+  acc_t grad_loss;
+  acc_t delta;
+
+  MPLE_HOST_DEVICE void add(int64_t position, int64_t token, acc_t value) {
+    if (token < 0 || token >= vocab) return;
+    scalar_t& cell = grad[position * vocab + token];
+    cell = static_cast<scalar_t>(static_cast<acc_t>(cell) + value);
+  }
+
+  MPLE_HOST_DEVICE void operator()(uint8_t move, int64_t i, int64_t j) {
+    const int64_t position = axe_charged_position(move, j);
+    if (move == kAxeAlign) {
+      add(position, targets[i - 1], -grad_loss);
+    } else if (move == kAxeSkipPrediction) {
+      add(position, blank, -grad_loss);
+    } else if (delta != acc_t(0)) {
+      add(position, targets[i - 1], -grad_loss * delta);
+    }
+  }
+};
+
+// Backtrace visitor of the proxy target (Eq. 20): T*_j = Y_i for the align move into (i, j), the
+// first target token aligned to prediction j; positions without one keep the blank written before.
+struct AxeProxyTargetWriter {
+  int64_t* out;
+  const int64_t* targets;
+
+  MPLE_HOST_DEVICE void operator()(uint8_t move, int64_t i, int64_t j) {
+    if (move == kAxeAlign) out[j - 1] = targets[i - 1];
+  }
+};
+
 }  // namespace mple

@@ -56,6 +56,31 @@ inline void check_axe_choices(const at::Tensor& choices, const at::Tensor& log_p
   check_size(choices, 2, targets.size(1) + 1, "choices", "targets.size(1) + 1");
 }
 
+// Arguments of axe_proxy_targets: choices uint8 (B, Lp + 1, Ly + 1), targets (B, Ly) int64,
+// pred_lengths and target_lengths (B,) int64, all on one device.
+inline void check_axe_proxy_targets_args(const at::Tensor& choices, const at::Tensor& targets,
+                                         const at::Tensor& pred_lengths,
+                                         const at::Tensor& target_lengths) {
+  check_rank(choices, 3, "choices", "(B, Lp + 1, Ly + 1)");
+  check_dtype(choices, at::kByte, "choices");
+  check_rank(targets, 2, "targets", "(B, Ly)");
+  check_rank(pred_lengths, 1, "pred_lengths", "(B,)");
+  check_rank(target_lengths, 1, "target_lengths", "(B,)");
+  check_dtype(targets, at::kLong, "targets");
+  check_dtype(pred_lengths, at::kLong, "pred_lengths");
+  check_dtype(target_lengths, at::kLong, "target_lengths");
+  check_same_device(targets, choices, "targets", "choices");
+  check_same_device(pred_lengths, choices, "pred_lengths", "choices");
+  check_same_device(target_lengths, choices, "target_lengths", "choices");
+  const int64_t batch = choices.size(0);
+  TORCH_CHECK(choices.size(1) >= 1, "choices must have shape (B, Lp + 1, Ly + 1), got ",
+              choices.sizes());
+  check_size(targets, 0, batch, "targets", "choices.size(0)");
+  check_size(choices, 2, targets.size(1) + 1, "choices", "targets.size(1) + 1");
+  check_size(pred_lengths, 0, batch, "pred_lengths", "choices.size(0)");
+  check_size(target_lengths, 0, batch, "target_lengths", "choices.size(0)");
+}
+
 // grad_loss (B,) in the loss dtype: float64 for float64 log_probs, float32 otherwise.
 inline void check_axe_grad_loss(const at::Tensor& grad_loss, const at::Tensor& log_probs) {
   check_rank(grad_loss, 1, "grad_loss", "(B,)");
