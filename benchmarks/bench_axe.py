@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -33,6 +34,7 @@ from mple_metrics.ops import axe_loss
 from mple_metrics.ops.reference.axe import axe_loss_reference
 
 BATCH, VOCAB, BLANK, DELTA = 64, 1000, 0, 1.0
+MAX_PEER_LENGTH = 128
 
 
 def axe_loss_public_style(log_probs: torch.Tensor, targets: torch.Tensor, pred_lengths: torch.Tensor,
@@ -105,8 +107,9 @@ def check_correctness(length: int) -> None:
     ref.sum().backward()
     torch.testing.assert_close(kernel, ref, rtol=1e-12, atol=1e-9)
     torch.testing.assert_close(x.grad, y.grad, rtol=0, atol=1e-12)
-    public = axe_loss_public_style(log_probs.double(), targets, lengths, lengths, BLANK, DELTA)
-    torch.testing.assert_close(public, ref, rtol=1e-12, atol=1e-9)
+    if length <= MAX_PEER_LENGTH:
+        public = axe_loss_public_style(log_probs.double(), targets, lengths, lengths, BLANK, DELTA)
+        torch.testing.assert_close(public, ref, rtol=1e-12, atol=1e-9)
     kernel32 = axe_loss(log_probs, targets, lengths, lengths, blank=BLANK, skip_penalty=DELTA,
                         reduction="none")
     torch.testing.assert_close(kernel32.double(), ref, rtol=1e-5, atol=1e-3)
@@ -130,8 +133,12 @@ def run(lengths: list[int], repeats: int) -> list[dict]:
             t_fwd = median_time(lambda: kernel(log_probs), repeats)
         t_kernel = median_time(lambda: forward_backward(kernel, log_probs), repeats)
         peer_repeats = max(3, repeats // 4)
-        t_public = median_time(lambda: forward_backward(public, log_probs), peer_repeats)
-        t_reference = median_time(lambda: forward_backward(reference, log_probs), peer_repeats)
+        # The pure-PyTorch DPs take seconds per call beyond Lp = Ly = 128; the kernel-only rows
+        # still show how its time grows with the table.
+        slow_peers = length <= MAX_PEER_LENGTH
+        t_public = median_time(lambda: forward_backward(public, log_probs), peer_repeats) if slow_peers else math.nan
+        t_reference = (median_time(lambda: forward_backward(reference, log_probs), peer_repeats)
+                       if slow_peers else math.nan)
         t_ctc = median_time(lambda: forward_backward(ctc, ctc_lp), repeats)
         cells = BATCH * (length + 1) * (length + 1)
         rows.append(dict(Lp=length, Ly=length, B=BATCH, V=VOCAB, kernel_fwd_ms=1e3 * t_fwd,
@@ -158,10 +165,11 @@ def print_row(r: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Lp = Ly in {32, 64} and fewer repeats")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: OMP_NUM_THREADS or 2)")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    torch.set_num_threads(args.threads or int(os.environ.get("OMP_NUM_THREADS", "2")))
     lengths = [32, 64] if args.quick else [32, 64, 128, 256]
     repeats = args.repeats or (8 if args.quick else 20)
     print(f"AXE loss forward+backward, B={BATCH}, V={VOCAB}, float32, threads={torch.get_num_threads()}, "

@@ -27,6 +27,10 @@
 namespace mple {
 namespace {
 
+// ---- begin device code ----
+// Everything up to "end device code" is also compiled for the host, with one thread per block, by
+// tests/test_axe_cuda_emulation.py, so that the kernels' indexing is tested without a GPU.
+
 constexpr int kBacktraceThreads = 128;
 
 __device__ inline bool lengths_valid(int64_t pred_length, int64_t target_length, int64_t pred_width,
@@ -147,6 +151,8 @@ __global__ void axe_proxy_targets_kernel(const uint8_t* __restrict__ choices,
   axe_backtrace(choices + b * (pred_width + 1) * column_stride, column_stride, target_length,
                 pred_length, writer);
 }
+
+// ---- end device code ----
 
 int forward_threads(int64_t target_width) {
   // Enough warps to cover the longest diagonal (Ly + 1 cells), at most 256.
