@@ -60,20 +60,32 @@ acc_t forward_sequence(const LogProbRows<scalar_t>& log_probs, const int64_t* ta
   }
 
   for (int64_t j = 1; j <= pred_length; ++j) {
-    uint8_t* moves = choices + j * column_stride;
-    const acc_t blank_log_prob = log_probs.template at<acc_t>(j - 1, blank);
+    // Restrict-qualified locals: the uint8_t stores could otherwise alias everything and force
+    // reloads of the DP state after every cell.
+    uint8_t* __restrict__ moves = choices + j * column_stride;
+    const acc_t* __restrict__ previous = column.data();
+    acc_t* __restrict__ current = next.data();
+    const scalar_t* __restrict__ row = log_probs.data + (j - 1) * log_probs.position_stride;
+    const int64_t vocab_stride = log_probs.vocab_stride;
+    const acc_t blank_log_prob = static_cast<acc_t>(row[blank * vocab_stride]);
     invalid |= axe_invalid_log_prob(blank_log_prob);
     const acc_t skip_prediction_cost = -blank_log_prob;
-    next[0] = column[0] + skip_prediction_cost;
+    acc_t above = previous[0] + skip_prediction_cost;  // A[i-1, j], carried down the column
+    current[0] = above;
     moves[0] = kAxeSkipPrediction;
+    // The next column reads the same tokens one prediction further: fetch them while this one runs
+    // (the reads are scattered over the vocabulary, so the hardware prefetcher cannot guess them).
+    const scalar_t* next_row = j < pred_length ? row + log_probs.position_stride : row;
     for (int64_t i = 1; i <= target_length; ++i) {
-      const acc_t log_prob = log_probs.template at<acc_t>(j - 1, targets[i - 1]);
+      __builtin_prefetch(next_row + targets[i - 1] * vocab_stride);
+      const acc_t log_prob = static_cast<acc_t>(row[targets[i - 1] * vocab_stride]);
       invalid |= axe_invalid_log_prob(log_prob);
       const acc_t g = -log_prob;
       acc_t best;
-      moves[i] = axe_choose(column[i - 1] + g, column[i] + skip_prediction_cost,
-                            next[i - 1] + axe_skip_target_cost(delta, g), &best);
-      next[i] = best;
+      moves[i] = axe_choose(previous[i - 1] + g, previous[i] + skip_prediction_cost,
+                            above + axe_skip_target_cost(delta, g), &best);
+      current[i] = best;
+      above = best;
     }
     column.swap(next);
   }

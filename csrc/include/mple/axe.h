@@ -34,22 +34,18 @@ MPLE_HOST_DEVICE inline acc_t axe_skip_target_cost(acc_t delta, acc_t g) {
 }
 
 // The minimum of the three candidates, ties to the earlier move (align, skip prediction, skip
-// target).  Strict comparisons keep the earlier move on ties, also between infinities.
+// target).  Strict comparisons keep the earlier move on ties, also between infinities.  Written as
+// selects, not branches: on random data the winner is unpredictable, and a mispredicted branch per
+// cell would cost more than the cell's arithmetic.
 template <typename acc_t>
 MPLE_HOST_DEVICE inline uint8_t axe_choose(acc_t align, acc_t skip_prediction, acc_t skip_target,
                                            acc_t* best) {
-  uint8_t move = kAxeAlign;
-  acc_t value = align;
-  if (skip_prediction < value) {
-    value = skip_prediction;
-    move = kAxeSkipPrediction;
-  }
-  if (skip_target < value) {
-    value = skip_target;
-    move = kAxeSkipTarget;
-  }
-  *best = value;
-  return move;
+  const bool prediction_wins = skip_prediction < align;
+  const acc_t value = prediction_wins ? skip_prediction : align;
+  const uint8_t move = prediction_wins ? kAxeSkipPrediction : kAxeAlign;
+  const bool target_wins = skip_target < value;
+  *best = target_wins ? skip_target : value;
+  return target_wins ? kAxeSkipTarget : move;
 }
 
 // True for a log-probability the DP must refuse: NaN, or +inf (which would make G = -inf and
