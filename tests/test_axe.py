@@ -532,8 +532,9 @@ def test_cuda_matches_cpu_kernel(dtype, case):
             results.append((loss.cpu(), x.grad.cpu(), axe_align(x.detach(), *args, blank=blank,
                                                                    skip_penalty=delta).cpu()))
         (cpu_loss, cpu_grad, cpu_t), (gpu_loss, gpu_grad, gpu_t) = results
-        tol = 1e-12 if dtype == torch.float64 else 1e-5
+        # Both backends run the same IEEE operations in the same order (no FMA contraction, see
+        # axe_product), so they choose the same paths; the loss is allowed a last-bit difference.
+        tol = 1e-12 if dtype == torch.float64 else 1e-6
         torch.testing.assert_close(gpu_loss, cpu_loss, rtol=tol, atol=tol)
-        if dtype == torch.float64:  # near-ties may resolve differently under float32 rounding
-            assert torch.equal(gpu_t, cpu_t)
-            torch.testing.assert_close(gpu_grad, cpu_grad, rtol=0, atol=1e-12)
+        assert torch.equal(gpu_t, cpu_t)
+        assert torch.equal(gpu_grad, cpu_grad)

@@ -26,11 +26,30 @@ constexpr uint8_t kAxeAlign = 0;
 constexpr uint8_t kAxeSkipPrediction = 1;
 constexpr uint8_t kAxeSkipTarget = 2;
 
+// delta * g rounded on its own.  nvcc would otherwise fuse the product with the addition that
+// follows into an FMA, rounding differently from the host; kept separate, CPU and CUDA run the same
+// IEEE operations in the same order and choose the same path.
+MPLE_HOST_DEVICE inline float axe_product(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+MPLE_HOST_DEVICE inline double axe_product(double a, double b) {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
 // Cost of a skip-target move.  delta = 0 makes the move free even where G = +inf (a -inf log-prob),
 // as Eq. 20 with delta = 0 drops the term; delta * inf would otherwise give 0 * inf = NaN.
 template <typename acc_t>
 MPLE_HOST_DEVICE inline acc_t axe_skip_target_cost(acc_t delta, acc_t g) {
-  return delta == acc_t(0) ? acc_t(0) : delta * g;
+  return delta == acc_t(0) ? acc_t(0) : axe_product(delta, g);
 }
 
 // The minimum of the three candidates, ties to the earlier move (align, skip prediction, skip
@@ -118,7 +137,7 @@ struct AxeGradientWriter {
     } else if (move == kAxeSkipPrediction) {
       add(position, blank, -grad_loss);
     } else if (delta != acc_t(0)) {
-      add(position, targets[i - 1], -grad_loss * delta);
+      add(position, targets[i - 1], -axe_product(grad_loss, delta));
     }
   }
 };
