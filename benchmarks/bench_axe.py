@@ -11,8 +11,10 @@ Peers, timed in the same process on the same inputs (B = 64, V = 1000, Lp = Ly):
   copies) for context.
 
 Correctness first: the kernel's loss and gradient must match the float64 reference, and peer (a)'s
-loss must match too, before anything is timed.  Times are medians; the table also gives the
-kernel's time per DP cell, which stays flat when the time is linear in the table size Lp * Ly.
+loss must match too, before anything is timed.  Times are medians of wall-clock time.  A second
+table runs the kernel alone on one thread and reports its median CPU time per DP cell, which stays
+flat when the time is linear in the table size (Lp + 1)(Ly + 1) (CPU time, so that other processes
+on a shared machine do not distort the comparison between sizes).
 
 Usage: OMP_NUM_THREADS=2 python benchmarks/bench_axe.py [--quick] [--json PATH]
 """
@@ -82,6 +84,18 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def median_cpu_time(fn, repeats: int) -> float:
+    """Median CPU time of the calling thread, for single-threaded runs: unlike wall-clock time it
+    does not count the time the thread waits while other processes hold the cores."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.thread_time()
+        fn()
+        times.append(time.thread_time() - start)
+    return statistics.median(times)
+
+
 def make_inputs(length: int, seed: int):
     gen = torch.Generator().manual_seed(seed)
     logits = torch.randn(BATCH, length, VOCAB, generator=gen)
@@ -140,19 +154,17 @@ def run(lengths: list[int], repeats: int) -> list[dict]:
         t_reference = (median_time(lambda: forward_backward(reference, log_probs), peer_repeats)
                        if slow_peers else math.nan)
         t_ctc = median_time(lambda: forward_backward(ctc, ctc_lp), repeats)
-        cells = BATCH * (length + 1) * (length + 1)
         rows.append(dict(Lp=length, Ly=length, B=BATCH, V=VOCAB, kernel_fwd_ms=1e3 * t_fwd,
                          kernel_ms=1e3 * t_kernel, public_style_ms=1e3 * t_public,
                          reference_ms=1e3 * t_reference, ctc_ms=1e3 * t_ctc,
                          speedup_vs_public=t_public / t_kernel, speedup_vs_reference=t_reference / t_kernel,
-                         ctc_over_kernel=t_ctc / t_kernel, kernel_fwd_ns_per_cell=1e9 * t_fwd / cells,
-                         kernel_ns_per_cell=1e9 * t_kernel / cells))
+                         ctc_over_kernel=t_ctc / t_kernel))
         print_row(rows[-1])
     return rows
 
 
 HEADER = (f"{'Lp=Ly':>6} {'kernel fwd':>11} {'kernel f+b':>11} {'(a) public':>11} {'reference':>10} "
-          f"{'(b) ctc':>9} {'vs (a)':>8} {'vs ref':>7} {'ctc/kern':>9} {'fwd ns/cell':>12} {'f+b ns/cell':>12}")
+          f"{'(b) ctc':>9} {'vs (a)':>8} {'vs ref':>7} {'ctc/kern':>9}")
 
 
 def print_row(r: dict) -> None:
@@ -165,8 +177,31 @@ def print_row(r: dict) -> None:
     print(f"{r['Lp']:>6} {ms(r['kernel_fwd_ms'], 9, 2)} {ms(r['kernel_ms'], 9, 2)} "
           f"{ms(r['public_style_ms'], 9, 1)} {ms(r['reference_ms'], 8, 1)} {ms(r['ctc_ms'], 7, 2)} "
           f"{ratio(r['speedup_vs_public'], 7)} {ratio(r['speedup_vs_reference'], 6)} "
-          f"{r['ctc_over_kernel']:>8.2f}x {r['kernel_fwd_ns_per_cell']:>12.2f} {r['kernel_ns_per_cell']:>12.2f}",
-          flush=True)
+          f"{r['ctc_over_kernel']:>8.2f}x", flush=True)
+
+
+def run_scaling(lengths: list[int], repeats: int) -> list[dict]:
+    """Kernel only, one thread, CPU time: how the cost grows with the table size (Lp + 1)(Ly + 1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        for length in lengths:
+            log_probs, targets, lens = make_inputs(length, seed=length)
+            kernel = lambda lp: axe_loss(lp, targets, lens, lens, blank=BLANK, skip_penalty=DELTA,  # noqa: E731
+                                         reduction="none")
+            with torch.no_grad():
+                t_fwd = median_cpu_time(lambda: kernel(log_probs), repeats)
+            t_kernel = median_cpu_time(lambda: forward_backward(kernel, log_probs), repeats)
+            cells = BATCH * (length + 1) * (length + 1)
+            rows.append(dict(Lp=length, Ly=length, cells=cells, fwd_ms=1e3 * t_fwd, fwd_bwd_ms=1e3 * t_kernel,
+                             fwd_ns_per_cell=1e9 * t_fwd / cells, fwd_bwd_ns_per_cell=1e9 * t_kernel / cells))
+            r = rows[-1]
+            print(f"{length:>6} {cells:>10} {r['fwd_ms']:>9.2f}ms {r['fwd_bwd_ms']:>9.2f}ms "
+                  f"{r['fwd_ns_per_cell']:>12.2f} {r['fwd_bwd_ns_per_cell']:>12.2f}", flush=True)
+    finally:
+        torch.set_num_threads(threads)
+    return rows
 
 
 def main() -> int:
@@ -183,10 +218,15 @@ def main() -> int:
           f"torch {torch.__version__}; medians of {repeats} runs ({max(3, repeats // 8)} for the pure-PyTorch DPs)")
     print(HEADER)
     rows = run(lengths, repeats)
+    scaling_lengths = [32, 64] if args.quick else [32, 64, 128, 256, 512]
+    print(f"\nScaling: kernel alone, 1 thread, median CPU time of {repeats} runs (B={BATCH}, V={VOCAB})")
+    print(f"{'Lp=Ly':>6} {'cells':>10} {'fwd':>11} {'fwd+bwd':>11} {'fwd ns/cell':>12} {'f+b ns/cell':>12}")
+    scaling = run_scaling(scaling_lengths, repeats)
     at64 = [r for r in rows if r["Lp"] == 64]
     if args.json:
         with open(args.json + ".tmp", "w") as f:
-            json.dump(dict(threads=torch.get_num_threads(), torch=torch.__version__, rows=rows), f, indent=2)
+            json.dump(dict(threads=torch.get_num_threads(), torch=torch.__version__, rows=rows,
+                           scaling=scaling), f, indent=2)
         os.replace(args.json + ".tmp", args.json)
     if at64 and at64[0]["speedup_vs_public"] < 20:
         print(f"target missed: {at64[0]['speedup_vs_public']:.1f}x < 20x against (a) at Lp = Ly = 64",
