@@ -168,6 +168,9 @@ def test_delta_zero_is_min_nll_over_proxy_targets(device, sizes):
 
 PARITY_CASES = [
     # batch, Lp, Ly, V, delta
+    (2, 0, 0, 3, 1.0),
+    (3, 0, 4, 5, 1.0),
+    (3, 4, 0, 5, 0.0),
     (1, 1, 1, 3, 1.0),
     (5, 7, 4, 11, 1.0),
     (6, 4, 9, 11, 0.5),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 ALIGN, SKIP_PREDICTION, SKIP_TARGET = 0, 1, 2
@@ -44,9 +45,9 @@ def _axe_diagonals(log_probs: Tensor, targets: Tensor, pred_lengths: Tensor, tar
 
     # Borders.  Row i = 0: A[0, j] = sum of E[1..j].  Column j = 0: A[i, 0] = delta * sum of G[1..i, 1],
     # which needs a first prediction; without one no alignment exists (+inf).
-    top = torch.cat([torch.zeros_like(e[:, :1]), e.cumsum(1)], 1)  # (B, Lp + 1)
+    top = F.pad(e.cumsum(1), (1, 0))  # (B, Lp + 1)
     if pred_width > 0:
-        left = torch.cat([torch.zeros_like(s[:, 0, :1]), s[:, 0, :].cumsum(1)], 1)  # (B, Ly + 1)
+        left = F.pad(s[:, 0, :].cumsum(1), (1, 0))  # (B, Ly + 1)
         has_prediction = (pred_lengths > 0)[:, None] | (torch.arange(target_width + 1, device=device) == 0)
         left = torch.where(has_prediction, left, math.inf)
     else:
