@@ -25,6 +25,7 @@ reads are an error.  Padding positions (beyond ``pred_lengths`` / ``target_lengt
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -137,12 +138,14 @@ def prepare_axe_batch(
                              "all arguments must be on one device")
         if t.shape[0] != batch:
             raise ValueError(f"{name} holds {t.shape[0]} rows but log_probs holds {batch} (batch size B)")
-    if isinstance(blank, bool) or not isinstance(blank, int):
+    if isinstance(blank, bool) or not isinstance(blank, numbers.Integral):
         raise TypeError(f"blank must be an int token id, got {type(blank).__name__}")
+    blank = int(blank)
     if not 0 <= blank < vocab:
         raise ValueError(f"blank must be a token id in [0, V = {vocab}), got {blank}")
-    if isinstance(skip_penalty, bool) or not isinstance(skip_penalty, (int, float)):
+    if isinstance(skip_penalty, bool) or not isinstance(skip_penalty, numbers.Real):
         raise TypeError(f"skip_penalty must be a float, got {type(skip_penalty).__name__}")
+    skip_penalty = float(skip_penalty)
     if not (math.isfinite(skip_penalty) and skip_penalty >= 0):
         raise ValueError(f"skip_penalty (delta) must be finite and >= 0, got {skip_penalty}")
 
@@ -162,7 +165,7 @@ def prepare_axe_batch(
         row, col = _first_bad(bad)
         raise ValueError(f"targets must hold token ids in [0, V = {vocab}) within target_lengths, "
                          f"got {int(targets_t[row, col])} at index ({row}, {col})")
-    return log_probs, targets_t, pred_len_t, target_len_t, int(blank), float(skip_penalty)
+    return log_probs, targets_t, pred_len_t, target_len_t, blank, skip_penalty
 
 
 def _raise_on_invalid(loss: Tensor) -> None:
