@@ -204,6 +204,42 @@ def run_scaling(lengths: list[int], repeats: int) -> list[dict]:
     return rows
 
 
+def run_single_thread_ratios(length: int, repeats: int) -> dict:
+    """Kernel against the peers at one size, one thread, median CPU time: a ratio that other
+    processes on a shared machine cannot distort (wall-clock time with two threads can be, when one
+    of the two threads waits for a core)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        log_probs, targets, lens = make_inputs(length, seed=length)
+        kernel = lambda lp: axe_loss(lp, targets, lens, lens, blank=BLANK, skip_penalty=DELTA,  # noqa: E731
+                                     reduction="none")
+        public = lambda lp: axe_loss_public_style(lp, targets, lens, lens, BLANK, DELTA)  # noqa: E731
+        ctc = lambda lp: F.ctc_loss(lp, targets, lens, lens, blank=BLANK, reduction="none",  # noqa: E731
+                                    zero_infinity=True)
+        t_kernel = median_cpu_time(lambda: forward_backward(kernel, log_probs), repeats)
+        t_public = median_cpu_time(lambda: forward_backward(public, log_probs), max(3, repeats // 8))
+        t_ctc = median_cpu_time(lambda: forward_backward(ctc, log_probs.transpose(0, 1)), repeats)
+    finally:
+        torch.set_num_threads(threads)
+    row = dict(Lp=length, Ly=length, kernel_ms=1e3 * t_kernel, public_style_ms=1e3 * t_public,
+               ctc_ms=1e3 * t_ctc, speedup_vs_public=t_public / t_kernel, ctc_over_kernel=t_ctc / t_kernel)
+    print(f"\nOne thread, median CPU time, forward+backward at Lp = Ly = {length}: kernel {row['kernel_ms']:.2f}ms, "
+          f"(a) public-style {row['public_style_ms']:.1f}ms ({row['speedup_vs_public']:.1f}x), "
+          f"(b) ctc_loss {row['ctc_ms']:.2f}ms ({row['ctc_over_kernel']:.1f}x the kernel)", flush=True)
+    return row
+
+
+def _json_safe(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Lp = Ly in {32, 64} and fewer repeats")
@@ -222,11 +258,12 @@ def main() -> int:
     print(f"\nScaling: kernel alone, 1 thread, median CPU time of {repeats} runs (B={BATCH}, V={VOCAB})")
     print(f"{'Lp=Ly':>6} {'cells':>10} {'fwd':>11} {'fwd+bwd':>11} {'fwd ns/cell':>12} {'f+b ns/cell':>12}")
     scaling = run_scaling(scaling_lengths, repeats)
+    single = run_single_thread_ratios(64, repeats)
     at64 = [r for r in rows if r["Lp"] == 64]
     if args.json:
         with open(args.json + ".tmp", "w") as f:
-            json.dump(dict(threads=torch.get_num_threads(), torch=torch.__version__, rows=rows,
-                           scaling=scaling), f, indent=2)
+            json.dump(_json_safe(dict(threads=torch.get_num_threads(), torch=torch.__version__, rows=rows,
+                                      scaling=scaling, single_thread_64=single)), f, indent=2)
         os.replace(args.json + ".tmp", args.json)
     if at64 and at64[0]["speedup_vs_public"] < 20:
         print(f"target missed: {at64[0]['speedup_vs_public']:.1f}x < 20x against (a) at Lp = Ly = 64",
