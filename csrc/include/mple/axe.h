@@ -8,7 +8,8 @@
 //   A[i,0] = A[i-1,0] + delta * G[i,1]                              (skip target, charged to P_1)
 //   A[i,j] = min(A[i-1,j-1] + G[i,j],  A[i,j-1] + E[j],  A[i-1,j] + delta * G[i,j])
 //                align                 skip prediction   skip target
-// Ties go to the earlier move in that order.  The loss is A[Ly, Lp].
+// Ties go to the earlier move in that order.  The loss is A[Ly, Lp].  With Lp = 0 < Ly there is no
+// prediction to charge skipped targets to: A[i,0] = +inf for i > 0 (no alignment exists).
 //
 // Choice table layout (both backends): uint8 (B, Lp + 1, Ly + 1), entry [b, j, i] is the move into
 // cell (i, j).  Column-major in the DP's sense, so the CPU kernel, which sweeps one prediction j at
