@@ -503,6 +503,14 @@ def test_kernel_checks_without_the_wrapper():
         torch.ops.mple.axe_backward(loss.double(), lp, tg, pl, tl, choices, 0, 1.0)
 
 
+def test_mixed_devices_are_an_error_without_a_gpu():
+    a = _good()
+    with pytest.raises(ValueError, match="targets is on cpu but log_probs is on meta"):
+        axe_loss(a["log_probs"].to("meta"), a["targets"], a["pred_lengths"], a["target_lengths"], blank=0)
+    with pytest.raises(ValueError, match="target_lengths is on meta"):
+        axe_loss(a["log_probs"], a["targets"], a["pred_lengths"], a["target_lengths"].to("meta"), blank=0)
+
+
 @pytest.mark.skipif(not cuda_usable(), reason="needs a GPU")
 def test_mixed_devices_are_an_error():
     a = _good()
