@@ -17,7 +17,6 @@ from mple_metrics.ops.reference.axe import (
     SKIP_TARGET,
     axe_align_reference,
     axe_loss_reference,
-    axe_path_reference,
 )
 from mple_metrics.testing import cuda_usable, devices
 
