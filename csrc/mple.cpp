@@ -19,6 +19,16 @@ TORCH_LIBRARY(mple, m) {
   m.def("bleu_from_stats(Tensor stats, bool effective_order) -> Tensor");
 
   // ---- AXE: aligned cross-entropy dynamic programme ----
+  // (csrc/cpu/axe_cpu.cpp, csrc/cuda/axe_cuda.cu; recurrences and move codes in mple/axe.h)
+  // Returns (loss (B,) float64 for float64 log_probs else float32, choices (B, Lp+1, Ly+1) uint8).
+  m.def("axe_forward(Tensor log_probs, Tensor targets, Tensor pred_lengths, Tensor target_lengths, "
+        "int blank, float skip_penalty) -> (Tensor, Tensor)");
+  // Gradient (B, Lp, V) of sum_b grad_loss[b] * loss[b] along the chosen paths.
+  m.def("axe_backward(Tensor grad_loss, Tensor log_probs, Tensor targets, Tensor pred_lengths, "
+        "Tensor target_lengths, Tensor choices, int blank, float skip_penalty) -> Tensor");
+  // Proxy target T* (B, Lp) int64 (Eq. 20) read off the chosen paths; blank elsewhere.
+  m.def("axe_proxy_targets(Tensor choices, Tensor targets, Tensor pred_lengths, "
+        "Tensor target_lengths, int blank) -> Tensor");
 
   // ---- OaXE: batched linear assignment ----
   // (csrc/cpu/lap_cpu.cpp, csrc/cuda/lap_cuda.cu)  cost (B, N, M) float32/float64, +inf = forbidden;

@@ -12,6 +12,7 @@ from .bleu import (
     pairwise_bleu_stats,
     sentence_bleu,
 )
+from .axe import axe_align, axe_loss
 
 __all__ = [
     "STATS_FIELDS",
@@ -21,6 +22,8 @@ __all__ = [
     "pairwise_bleu",
     "pairwise_bleu_stats",
     "sentence_bleu",
+    "axe_align",
+    "axe_loss",
 ]
 
 # ---- OaXE: batched linear assignment and the OaXE loss
