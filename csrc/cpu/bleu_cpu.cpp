@@ -147,18 +147,25 @@ struct Scratch {
   std::vector<int32_t> counts, ref_max, ref_counts;
 };
 
-// Advances n-gram ids in place from order n to order n + 1 (1-based n) for one sequence:
-// ids[i] <- id of (n-gram at i, unigram at i + n).  With insert=false, unknown n-grams become -1.
-template <bool kInsert>
+// Advances n-gram ids in place from order n to order n + 1 (1-based n) for one sequence, inserting
+// new n-grams: ids[i] <- id of (n-gram at i, unigram at i + n).
 void extend_ngram_ids(int32_t* ids, const int32_t* unigram_ids, int64_t positions, int order,
                       PairIdMap& map) {
+  for (int64_t i = 0; i < positions; ++i) ids[i] = map.insert(ids[i], unigram_ids[i + order]);
+}
+
+// Advances a reference's n-gram ids from order n to n + 1 in place (n = 0: leaves the unigram ids)
+// and counts the ones that are hypothesis n-grams, in one pass.
+void count_reference_ngrams(int32_t* ids, const int32_t* unigram_ids, int64_t positions, int order,
+                            const PairIdMap& map, int32_t* counts) {
   for (int64_t i = 0; i < positions; ++i) {
-    const int32_t prefix = ids[i], last = unigram_ids[i + order];
-    if (kInsert) {
-      ids[i] = map.insert(prefix, last);
-    } else {
-      ids[i] = (prefix >= 0 && last >= 0) ? map.find(prefix, last) : -1;
+    int32_t id = ids[i];
+    if (order > 0 && id >= 0) {
+      const int32_t last = unigram_ids[i + order];
+      id = last >= 0 ? map.find(id, last) : -1;
+      ids[i] = id;
     }
+    if (id >= 0) ++counts[id];
   }
 }
 
@@ -200,7 +207,7 @@ void sentence_stats(const int64_t* hyp, int64_t hyp_len, const int64_t* refs, in
     const int64_t positions = hyp_len - n;
     if (n > 0) {
       s.ngrams.reset(distinct, distinct_unigrams, positions);
-      extend_ngram_ids<true>(s.ngram_ids.data(), s.unigram_ids.data(), positions, n, s.ngrams);
+      extend_ngram_ids(s.ngram_ids.data(), s.unigram_ids.data(), positions, n, s.ngrams);
       distinct = s.ngrams.size();
     }
     s.counts.assign(distinct, 0);
@@ -211,19 +218,11 @@ void sentence_stats(const int64_t* hyp, int64_t hyp_len, const int64_t* refs, in
       const int64_t ref_positions = ref_lens[r] - n;
       if (ref_positions <= 0) continue;
       int32_t* ids = s.ref_ngram_ids.data() + s.ref_offsets[r];
-      if (n > 0) {
-        extend_ngram_ids<false>(ids, s.ref_unigram_ids.data() + s.ref_offsets[r], ref_positions, n,
-                                s.ngrams);
-      }
-      if (present_refs == 1) {  // the clipping count is this reference's own count
-        for (int64_t i = 0; i < ref_positions; ++i) {
-          if (ids[i] >= 0) ++s.ref_max[ids[i]];
-        }
-        continue;
-      }
-      for (int64_t i = 0; i < ref_positions; ++i) {
-        if (ids[i] >= 0) ++s.ref_counts[ids[i]];
-      }
+      // With one reference the clipping count is that reference's own count.
+      int32_t* counts = present_refs == 1 ? s.ref_max.data() : s.ref_counts.data();
+      count_reference_ngrams(ids, s.ref_unigram_ids.data() + s.ref_offsets[r], ref_positions, n,
+                             s.ngrams, counts);
+      if (present_refs == 1) continue;
       for (int64_t i = 0; i < ref_positions; ++i) {
         const int32_t id = ids[i];
         if (id < 0) continue;
@@ -316,7 +315,7 @@ void pairwise_stats(const int64_t* cands, int64_t num_cands, int64_t width, cons
       s.ngrams.reset(distinct_ids, distinct_unigrams, total_len);
       for (int64_t k = 0; k < num_cands; ++k) {
         if (lens[k] - n <= 0) continue;
-        extend_ngram_ids<true>(s.ngram_ids.data() + s.ref_offsets[k], s.unigram_ids.data() + s.ref_offsets[k],
+        extend_ngram_ids(s.ngram_ids.data() + s.ref_offsets[k], s.unigram_ids.data() + s.ref_offsets[k],
                                lens[k] - n, n, s.ngrams);
       }
       distinct_ids = s.ngrams.size();
