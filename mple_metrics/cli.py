@@ -12,6 +12,7 @@ from . import __version__
 #: Modules that define subcommands, in the order ``mple --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "mple_metrics.commands.bleu",
+    "mple_metrics.commands.data",
     "mple_metrics.commands.demo",
 )
 

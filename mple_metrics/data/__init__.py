@@ -1,0 +1,38 @@
+"""Data: the dataset directory format, the bundled corpus, tokenizers, synthetic and known-C
+datasets, and batching.  See docs/data.md.
+
+Main entry points::
+
+    from mple_metrics.data import load_dataset, bundled_corpus, TokenizerPair, EncodedSplit, BatchIterator
+    data = load_dataset(bundled_corpus())          # .train/.valid/.test, each with .src .tgt .refs
+    pair = TokenizerPair.train(data.train.src, data.train.tgt, kind="spm", vocab_size=8000)
+    batches = BatchIterator(EncodedSplit.encode(data.train, pair, add_eos=True), max_tokens=4096)
+"""
+
+from __future__ import annotations
+
+from .batching import (Batch, BatchIterator, EncodedSplit, collate, pad_sequences, shard,
+                       token_budget_batches)
+from .bundled import BUNDLED_NAME, bundled_corpus, load_bundled, resolve_dataset_path
+from .dataset import (SPLIT_NAMES, Dataset, Split, load_dataset, read_lines, read_tsv, write_dataset,
+                      write_split)
+from .known_c import (KNOWN_C_KINDS, PositionMixture, TotalCorrelation, kmodes_closed_form_bits,
+                      make_mixture, total_correlation, write_known_c)
+from .synthetic import SYNTHETIC_KINDS, make_synthetic
+from .tokenizer import (BLANK_ID, BOS_ID, EOS_ID, MASK_ID, PAD_ID, SPECIAL_TOKENS, TOKENIZER_KINDS,
+                        UNK_ID, SentencePieceTokenizer, Tokenizer, TokenizerPair, WordTokenizer,
+                        load_tokenizer, normalise, train_tokenizer)
+
+__all__ = [
+    "Batch", "BatchIterator", "EncodedSplit", "collate", "pad_sequences", "shard",
+    "token_budget_batches",
+    "BUNDLED_NAME", "bundled_corpus", "load_bundled", "resolve_dataset_path",
+    "SPLIT_NAMES", "Dataset", "Split", "load_dataset", "read_lines", "read_tsv", "write_dataset",
+    "write_split",
+    "KNOWN_C_KINDS", "PositionMixture", "TotalCorrelation", "kmodes_closed_form_bits",
+    "make_mixture", "total_correlation", "write_known_c",
+    "SYNTHETIC_KINDS", "make_synthetic",
+    "BLANK_ID", "BOS_ID", "EOS_ID", "MASK_ID", "PAD_ID", "SPECIAL_TOKENS", "TOKENIZER_KINDS",
+    "UNK_ID", "SentencePieceTokenizer", "Tokenizer", "TokenizerPair", "WordTokenizer",
+    "load_tokenizer", "normalise", "train_tokenizer",
+]
