@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -13,6 +14,15 @@ import torch.multiprocessing as mp
 from mple_metrics.train import Trainer, load_checkpoint
 from mple_metrics.train.distributed import DistributedContext
 from test_train import tiny_config, tiny_dataset
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def _worker(rank: int, world_size: int, store: str, data: str, out: str) -> None:
