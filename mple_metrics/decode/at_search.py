@@ -2,7 +2,8 @@
 
 Both search all B sentences at once (beam search as B*K rows), one decoder step per output token,
 and are deterministic.  Outputs are token ids without bos/eos.  Hypotheses stop at ``</s>`` or
-after ``max_len_a * S + max_len_b`` tokens (capped by the model's positions), whichever is first.
+after ``floor(max_len_a * S + max_len_b)`` tokens for their own source length S (capped by the
+model's positions), whichever is first.
 
 Beam search keeps finished hypotheses in their beam slot (they extend with padding at log-prob 0),
 so the K slots always hold the K best hypotheses by total log-probability; the final choice among
@@ -31,12 +32,19 @@ class Hypotheses:
     scores: Tensor
 
 
-def max_output_length(model: ATModel, src_lengths: Tensor, max_len_a: float, max_len_b: int) -> int:
-    """Longest output of the batch: ``max_len_a * max(S) + max_len_b``, within the positions."""
+def output_limits(model: ATModel, src_lengths: Tensor, max_len_a: float, max_len_b: int) -> Tensor:
+    """(B,) int64 most output tokens per sentence: ``floor(max_len_a * S + max_len_b)``, at least 1
+    and at most the model's positions minus one."""
     if max_len_a < 0 or max_len_b < 0:
         raise ValueError(f"max_len_a and max_len_b must be >= 0, got {max_len_a}, {max_len_b}")
-    longest = int(max_len_a * int(src_lengths.max()) + max_len_b) if src_lengths.numel() else 0
-    return max(1, min(longest, model.config.max_positions - 1))
+    limits = torch.floor(src_lengths.double() * max_len_a + max_len_b).long()
+    return limits.clamp(min=1, max=model.config.max_positions - 1)
+
+
+def max_output_length(model: ATModel, src_lengths: Tensor, max_len_a: float, max_len_b: int) -> int:
+    """Longest output of the batch (the number of decoder steps)."""
+    limits = output_limits(model, src_lengths, max_len_a, max_len_b)
+    return int(limits.max()) if limits.numel() else 0
 
 
 def _trim(rows: Tensor, lengths: Tensor) -> list[list[int]]:
@@ -49,7 +57,8 @@ def greedy_search(model: ATModel, src: Tensor, src_lengths: Tensor, max_len_a: f
     """Greedy decoding of a batch src (B, S), src_lengths (B,)."""
     enc = model.encode(src, src_lengths) if enc is None else enc
     batch = src.shape[0]
-    steps = max_output_length(model, src_lengths, max_len_a, max_len_b)
+    limits = output_limits(model, src_lengths, max_len_a, max_len_b)
+    steps = int(limits.max()) if batch else 0
     caches = model.new_caches()
     token = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
     out = torch.full((batch, steps), PAD_ID, dtype=torch.long, device=src.device)
@@ -57,8 +66,12 @@ def greedy_search(model: ATModel, src: Tensor, src_lengths: Tensor, max_len_a: f
     scores = torch.zeros(batch, dtype=torch.float64, device=src.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
     for step in range(steps):
-        logp = F.log_softmax(at_least_float32(model.decode_step(token, step, enc, caches)), dim=-1)
-        best, token = logp.max(dim=-1)
+        finished |= limits <= step  # reached its length limit without </s>
+        if bool(finished.all()):
+            break
+        logits = at_least_float32(model.decode_step(token, step, enc, caches))
+        best, token = logits.max(dim=-1)
+        best = best - torch.logsumexp(logits, dim=-1)  # log-prob of the argmax, no full log_softmax
         scores += best.double().masked_fill(finished, 0.0)
         ended = token == EOS_ID
         out[:, step] = token.masked_fill(finished | ended, PAD_ID)
@@ -78,9 +91,10 @@ def beam_search(model: ATModel, src: Tensor, src_lengths: Tensor, beam: int = 5,
     device = src.device
     batch = src.shape[0]
     rows = batch * beam
-    steps = max_output_length(model, src_lengths, max_len_a, max_len_b)
-    enc = model.encode(src, src_lengths).index_select(
-        torch.arange(batch, device=device).repeat_interleave(beam))
+    expand = torch.arange(batch, device=device).repeat_interleave(beam)
+    limits = output_limits(model, src_lengths, max_len_a, max_len_b).index_select(0, expand)
+    steps = int(limits.max()) if batch else 0
+    enc = model.encode(src, src_lengths).index_select(expand)
     caches = model.new_caches()
     token = torch.full((rows,), BOS_ID, dtype=torch.long, device=device)
     out = torch.full((rows, steps), PAD_ID, dtype=torch.long, device=device)
@@ -92,6 +106,9 @@ def beam_search(model: ATModel, src: Tensor, src_lengths: Tensor, beam: int = 5,
     scores[:, 0] = 0.0
     base = (torch.arange(batch, device=device) * beam).unsqueeze(1)
     for step in range(steps):
+        finished |= limits <= step  # reached its length limit without </s>
+        if bool(finished.all()):
+            break
         logp = F.log_softmax(at_least_float32(model.decode_step(token, step, enc, caches)), dim=-1).double()
         vocab = logp.shape[-1]
         # A finished hypothesis extends only with padding, at no cost.

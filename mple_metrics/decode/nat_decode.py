@@ -10,7 +10,6 @@ Outputs drop special ids other than ``<unk>`` (pad, bos, eos, mask, blank).  Det
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..data import BLANK_ID, BOS_ID, EOS_ID, MASK_ID, PAD_ID
@@ -64,8 +63,9 @@ def nat_argmax(model: NATModel, src: Tensor, src_lengths: Tensor, length_beam: i
     if beams > 1:
         enc = enc.index_select(torch.arange(batch, device=src.device).repeat_interleave(beams))
     out = model.decode(enc, flat_lengths)
-    logp = F.log_softmax(at_least_float32(out.logits), dim=-1)
-    best, tokens = logp.max(dim=-1)
+    logits = at_least_float32(out.logits)
+    best, tokens = logits.max(dim=-1)
+    best = best - torch.logsumexp(logits, dim=-1)  # log-prob of the argmax, no full log_softmax
     mean = best.masked_fill(out.pad, 0.0).sum(1).double() / flat_lengths.double()
     choice = mean.view(batch, beams).argmax(dim=-1)
     pick = torch.arange(batch, device=src.device) * beams + choice
