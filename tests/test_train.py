@@ -213,10 +213,11 @@ def test_resume_after_sigkill_equals_uninterrupted(data_dir, tmp_path):
     resumed = subprocess.run(args + ["--max-steps", str(target), "--resume"], capture_output=True, text=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert resumed.returncode == 0, resumed.stderr
-    straight = subprocess.run([a.replace(str(run), str(tmp_path / "straight")) for a in args] +
-                              ["--max-steps", str(target)], capture_output=True, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert straight.returncode == 0, straight.stderr
+    # The uninterrupted run, in this process on one thread like the subprocesses.
+    from mple_metrics.cli import build_parser
+    from mple_metrics.commands.train import config_from_args
+    straight_args = [a.replace(str(run), str(tmp_path / "straight")) for a in args[3:]] + ["--max-steps", str(target)]
+    Trainer(config_from_args(build_parser().parse_args(straight_args))).train()
     a, b = _params(run / "last.pt"), _params(tmp_path / "straight" / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     losses = [[json.loads(x)["loss_bits_per_token"] for x in (d / "train.jsonl").read_text().splitlines()]

@@ -25,20 +25,24 @@ def _one_thread():
     torch.set_num_threads(previous)
 
 
-def _worker(rank: int, world_size: int, store: str, data: str, out: str) -> None:
+def _worker(rank: int, world_size: int, store: str, data: str, out: str, model: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
         context = DistributedContext(rank=rank, world_size=world_size, local_rank=rank, device=torch.device("cpu"))
-        Trainer(tiny_config(Path(data), Path(out), dropout=0.0, max_steps=5, valid_every_steps=0), context).train()
+        Trainer(tiny_config(Path(data), Path(out), model=model, dropout=0.0, max_steps=5, valid_every_steps=0),
+                context).train()
     finally:
         dist.destroy_process_group()
 
 
 def test_two_process_ddp_matches_single_process_with_the_same_global_batch(tmp_path):
+    """On a NAT: token and length losses, and a parameter (the "is masked" head) that gets no
+    gradient, which DDP must be told about."""
+    model = "nat"
     data = tiny_dataset(tmp_path / "data")
-    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(data), str(tmp_path / "ddp")), nprocs=2, join=True)
-    Trainer(tiny_config(data, tmp_path / "single", dropout=0.0, max_steps=5, valid_every_steps=0,
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(data), str(tmp_path / "ddp"), model), nprocs=2, join=True)
+    Trainer(tiny_config(data, tmp_path / "single", model=model, dropout=0.0, max_steps=5, valid_every_steps=0,
                         update_freq=2)).train()
     curves = [[json.loads(line)["loss_bits_per_token"] for line in (tmp_path / run / "train.jsonl").read_text().splitlines()]
               for run in ("ddp", "single")]

@@ -144,8 +144,11 @@ class Trainer:
         self.raw_model = build_model(self.model_config).to(self.device)
         self.model: torch.nn.Module = self.raw_model
         if self.ctx.distributed:
+            # A NAT's "is masked" head is trained only by proxy-input objectives: tell DDP that
+            # some parameters may receive no gradient.
             self.model = DistributedDataParallel(
-                self.raw_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.raw_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=isinstance(self.raw_model, NATModel))
         self.optimizer = torch.optim.AdamW(self.raw_model.parameters(), lr=c.lr, betas=c.betas,
                                            eps=c.adam_eps, weight_decay=c.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda") if c.amp == "fp16" else None
