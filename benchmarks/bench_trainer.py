@@ -92,11 +92,24 @@ def bench_training(size: str, steps: int, repeats: int) -> dict:
         for r in range(repeats):
             config = trainer_config(data, Path(tmp) / f"run{r}", size, steps)
             trainer = Trainer(config)  # set-up (data, tokenizer) is not timed; a loop needs it too
-            start = time.perf_counter()
-            trainer.train()
-            trainer_times.append(time.perf_counter() - start)
-            loop_time, loop_state = minimal_loop(config, trainer, steps)
-            loop_times.append(loop_time)
+
+            def run_trainer() -> None:
+                start = time.perf_counter()
+                trainer.train()
+                trainer_times.append(time.perf_counter() - start)
+
+            def run_loop() -> dict:
+                loop_time, state = minimal_loop(config, trainer, steps)
+                loop_times.append(loop_time)
+                return state
+
+            # Alternate the order so that a drift in machine load does not favour either side.
+            if r % 2 == 0:
+                run_trainer()
+                loop_state = run_loop()
+            else:
+                loop_state = run_loop()
+                run_trainer()
             if r == 0:  # correctness: the same updates
                 for key, value in trainer.raw_model.state_dict().items():
                     torch.testing.assert_close(value, loop_state[key], rtol=1e-4, atol=1e-5, msg=key)
@@ -185,10 +198,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="tiny", choices=("tiny", "small", "base"))
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--at-ckpt", default=None)
     parser.add_argument("--nat-ckpt", default=None)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-decoding", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
@@ -202,6 +216,10 @@ def main() -> None:
         print(f"  trainer       {tr['trainer_s']:8.3f} s  {tr['trainer_tokens_per_s']:9.0f} tok/s")
         print(f"  minimal loop  {tr['minimal_loop_s']:8.3f} s  {tr['loop_tokens_per_s']:9.0f} tok/s")
         print(f"  ratio trainer/loop = {tr['ratio']:.3f} (target <= {TARGET_RATIO}) {verdict}")
+    if args.skip_decoding:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
+        return
     dec = bench_decoding(args.size, args.repeats, args.at_ckpt, args.nat_ckpt)
     results["decoding"] = dec
     print(f"decoding ({dec['setting']}, median of {args.repeats}):")
