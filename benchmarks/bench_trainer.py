@@ -120,12 +120,12 @@ def bench_training(size: str, steps: int, repeats: int) -> dict:
             "trainer_runs_s": trainer_times, "loop_runs_s": loop_times}
 
 
-def bench_decoding(size: str, repeats: int, at_ckpt: str | None, nat_ckpt: str | None) -> dict:
+def bench_decoding(size: str, repeats: int, at_ckpt: str | None, nat_ckpt: str | None, sentences: int) -> dict:
     if at_ckpt and nat_ckpt:
         at, tokenizers, _ = load_model(at_ckpt)
         nat, nat_tokenizers, _ = load_model(nat_ckpt)
         valid = load_bundled().valid
-        sources = tokenizers.src.encode_batch(valid.src)
+        sources = tokenizers.src.encode_batch(valid.src[:sentences])
         if nat_tokenizers.src.encode_batch(valid.src[:50]) != sources[:50]:
             raise ValueError("the AT and NAT checkpoints use different tokenizers")
         setting = f"trained checkpoints on the bundled valid split ({len(sources)} sentences)"
@@ -143,7 +143,7 @@ def bench_decoding(size: str, repeats: int, at_ckpt: str | None, nat_ckpt: str |
             model.output_logits = (lambda project: lambda hidden: project(hidden).index_fill(
                 -1, specials, float("-inf")))(project)
         rng = np.random.default_rng(0)
-        sources = [rng.integers(6, 8000, size=int(np.clip(rng.normal(30, 8), 3, 80))).tolist() for _ in range(600)]
+        sources = [rng.integers(6, 8000, size=int(np.clip(rng.normal(30, 8), 3, 80))).tolist() for _ in range(sentences)]
         setting = f"untrained {size} models, {len(sources)} random sources, outputs held to the source length"
         at_options = {"greedy": DecodeOptions(beam=1, max_len_a=1.0, max_len_b=0),
                       "beam5": DecodeOptions(beam=5, max_len_a=1.0, max_len_b=0)}
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--at-ckpt", default=None)
     parser.add_argument("--nat-ckpt", default=None)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--sentences", type=int, default=600, help="sentences decoded per case")
     parser.add_argument("--skip-decoding", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -220,7 +221,7 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(results, indent=1) + "\n")
         return
-    dec = bench_decoding(args.size, args.repeats, args.at_ckpt, args.nat_ckpt)
+    dec = bench_decoding(args.size, args.repeats, args.at_ckpt, args.nat_ckpt, args.sentences)
     results["decoding"] = dec
     print(f"decoding ({dec['setting']}, median of {args.repeats}):")
     for name in ("nat_argmax", "nat_lpd3", "at_greedy", "at_beam5"):
