@@ -109,15 +109,17 @@ def beam_search(model: ATModel, src: Tensor, src_lengths: Tensor, beam: int = 5,
         finished |= limits <= step  # reached its length limit without </s>
         if bool(finished.all()):
             break
-        logp = F.log_softmax(at_least_float32(model.decode_step(token, step, enc, caches)), dim=-1).double()
+        logp = F.log_softmax(at_least_float32(model.decode_step(token, step, enc, caches)), dim=-1)
         vocab = logp.shape[-1]
         # A finished hypothesis extends only with padding, at no cost.
-        logp[finished] = float("-inf")
-        logp[finished, PAD_ID] = 0.0
-        candidates = (scores.unsqueeze(-1) + logp.view(batch, beam, vocab)).view(batch, beam * vocab)
-        scores, flat = candidates.topk(beam, dim=-1)
+        logp = logp.masked_fill(finished.unsqueeze(1), float("-inf"))
+        logp[:, PAD_ID] = logp[:, PAD_ID].masked_fill(finished, 0.0)
+        # Rank in the scores' precision (float32 for a float32 model), keep totals in float64.
+        candidates = (scores.to(logp.dtype).unsqueeze(-1) + logp.view(batch, beam, vocab)).view(batch, -1)
+        flat = candidates.topk(beam, dim=-1).indices
         origin = (base + flat // vocab).view(-1)
         token = (flat % vocab).view(-1)
+        scores = (scores.view(-1)[origin] + logp[origin, token].double()).view(batch, beam)
         for cache in caches:
             cache.reorder(origin)
         out = out.index_select(0, origin)

@@ -31,6 +31,22 @@ def clean_output(tokens: list[int], dedup: bool) -> list[int]:
     return deduplicate(kept) if dedup else kept
 
 
+def argmax_in_chunks(model: NATModel, hidden: Tensor, rows_per_chunk: int = 256) -> tuple[Tensor, Tensor]:
+    """Argmax token (N, T) and its log-probability (N, T) from decoder states (N, T, d), projecting
+    ``rows_per_chunk`` positions at a time so that the (positions, V) scores stay cache-sized
+    instead of materialising all (N, T, V) of them."""
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    best = torch.empty(flat.shape[0], dtype=torch.float64 if hidden.dtype == torch.float64 else torch.float32,
+                       device=hidden.device)
+    tokens = torch.empty(flat.shape[0], dtype=torch.long, device=hidden.device)
+    for start in range(0, flat.shape[0], rows_per_chunk):
+        logits = at_least_float32(model.output_logits(flat[start:start + rows_per_chunk]))
+        top, index = logits.max(dim=-1)
+        best[start:start + rows_per_chunk] = top - torch.logsumexp(logits, dim=-1)  # no full log_softmax
+        tokens[start:start + rows_per_chunk] = index
+    return best.view(hidden.shape[:2]), tokens.view(hidden.shape[:2])
+
+
 @torch.no_grad()
 def nat_argmax(model: NATModel, src: Tensor, src_lengths: Tensor, length_beam: int = 1,
                length_factor: float = 0.0, dedup: bool = False,
@@ -62,11 +78,9 @@ def nat_argmax(model: NATModel, src: Tensor, src_lengths: Tensor, length_beam: i
     flat_lengths = lengths.reshape(-1)
     if beams > 1:
         enc = enc.index_select(torch.arange(batch, device=src.device).repeat_interleave(beams))
-    out = model.decode(enc, flat_lengths)
-    logits = at_least_float32(out.logits)
-    best, tokens = logits.max(dim=-1)
-    best = best - torch.logsumexp(logits, dim=-1)  # log-prob of the argmax, no full log_softmax
-    mean = best.masked_fill(out.pad, 0.0).sum(1).double() / flat_lengths.double()
+    hidden, pad = model.decode_hidden(enc, flat_lengths, int(flat_lengths.max()))
+    best, tokens = argmax_in_chunks(model, hidden)
+    mean = best.masked_fill(pad, 0.0).sum(1).double() / flat_lengths.double()
     choice = mean.view(batch, beams).argmax(dim=-1)
     pick = torch.arange(batch, device=src.device) * beams + choice
     rows = tokens[pick].tolist()

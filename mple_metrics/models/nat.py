@@ -124,6 +124,14 @@ class NATModel(Seq2SeqBase):
         return x + self.tgt_positions(width)
 
     # ------------------------------------------------------------------ forward
+    def decode_hidden(self, enc: EncoderOut, tgt_lengths: Tensor, width: int,
+                      input_tokens: Tensor | None = None, reveal: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Decoder hidden states (B, width, d) before the output projection, and the (B, width)
+        padding mask."""
+        pad = padding_mask(tgt_lengths, width)
+        x = self.decoder_input(enc, tgt_lengths, width, input_tokens, reveal)
+        return self.run_decoder(x, enc, pad, causal=False), pad
+
     def decode(self, enc: EncoderOut, tgt_lengths: Tensor, width: int | None = None,
                input_tokens: Tensor | None = None, reveal: Tensor | None = None,
                with_mask_logits: bool = False) -> NATOutput:
@@ -134,9 +142,7 @@ class NATModel(Seq2SeqBase):
                 width = input_tokens.shape[1]
             else:
                 width = int(tgt_lengths.max()) if tgt_lengths.numel() else 0
-        pad = padding_mask(tgt_lengths, width)
-        x = self.decoder_input(enc, tgt_lengths, width, input_tokens, reveal)
-        hidden = self.run_decoder(x, enc, pad, causal=False)
+        hidden, pad = self.decode_hidden(enc, tgt_lengths, width, input_tokens, reveal)
         mask_logits = self.mask_head(hidden).squeeze(-1) if with_mask_logits else None
         return NATOutput(self.output_logits(hidden), self.length_logits(enc), mask_logits, pad)
 
