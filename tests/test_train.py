@@ -223,3 +223,48 @@ def test_resume_after_sigkill_equals_uninterrupted(data_dir, tmp_path):
     losses = [[json.loads(x)["loss_bits_per_token"] for x in (d / "train.jsonl").read_text().splitlines()]
               for d in (run, tmp_path / "straight")]
     assert losses[0] == losses[1] and len(losses[0]) == target
+
+
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU available")
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
+@pytest.mark.parametrize("model", ["at", "nat"])
+def test_cuda_training_with_mixed_precision(data_dir, tmp_path, amp, model):
+    summary = Trainer(tiny_config(data_dir, tmp_path / "run", model=model, device="cuda", amp=amp,
+                                  max_steps=4, valid_every_steps=0)).train()
+    losses = [json.loads(x)["loss_bits_per_token"] for x in (tmp_path / "run" / "train.jsonl").read_text().splitlines()]
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    assert summary["last_validation"]["nll_bits_per_token"] > 0
+    model_, _, _ = load_model(tmp_path / "run" / "last.pt", device="cuda")
+    assert next(model_.parameters()).is_cuda
+    # The CUDA run resumes too.
+    Trainer(tiny_config(data_dir, tmp_path / "run", model=model, device="cuda", amp=amp, max_steps=6,
+                        valid_every_steps=0, resume=True)).train()
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["progress"]["step"] == 6
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_cuda_decoding_matches_cpu_decoding():
+    from mple_metrics.decode import beam_search, greedy_search, nat_argmax
+
+    torch.manual_seed(0)
+    for kind in ("at", "nat"):
+        config = ModelConfig.preset("tiny", kind=kind, src_vocab_size=40, tgt_vocab_size=40, dropout=0.0)
+        cpu = build_model(config).double().eval()
+        gpu = build_model(config).double().eval().cuda()
+        gpu.load_state_dict(cpu.state_dict())
+        src = torch.randint(6, 40, (5, 7))
+        lengths = torch.tensor([7, 6, 5, 3, 1])
+        if kind == "at":
+            for fn in (lambda m, s, l: greedy_search(m, s, l), lambda m, s, l: beam_search(m, s, l, beam=4)):
+                a, b = fn(cpu, src, lengths), fn(gpu, src.cuda(), lengths.cuda())
+                assert a.tokens == b.tokens
+                torch.testing.assert_close(a.scores, b.scores.cpu())
+        else:
+            a = nat_argmax(cpu, src, lengths, length_beam=3)
+            b = nat_argmax(gpu, src.cuda(), lengths.cuda(), length_beam=3)
+            assert a.tokens == b.tokens
