@@ -75,6 +75,8 @@ class Trainer:
         if config.amp != "none" and self.device.type != "cuda":
             raise ValueError(f"amp={config.amp!r} needs device cuda; on the CPU use amp='none'")
         self.progress = Progress()
+        self._validated_step: int | None = None  # update of the last validation (from a checkpoint)
+        self._resumed_metrics: dict[str, Any] = {}
         self.best: dict[str, Any] = {"nll": None, "step": None, "bad_validations": 0, "top": []}
         self.history: list[dict[str, Any]] = []
         resume_payload = self._resume_payload()
@@ -169,6 +171,8 @@ class Trainer:
             self.scaler.load_state_dict(payload["scaler"])
         self.progress = Progress(**payload["progress"])
         self.best = payload["best"]
+        self._resumed_metrics = payload.get("metrics") or {}
+        self._validated_step = self._resumed_metrics.get("step")
         rng = payload["rng"]
         states = rng["torch"]
         if len(states) != self.ctx.world_size:
@@ -331,7 +335,7 @@ class Trainer:
             c.save_json(self.out / "config.json")
             self.tokenizers.save(self.out / "tokenizer")
         self._tokenizer_files = tokenizer_files(self.tokenizers)
-        self.last_metrics: dict[str, Any] = {}
+        self.last_metrics: dict[str, Any] = dict(self._resumed_metrics)
         updates_per_epoch = math.ceil(len(self.train_batches) / c.update_freq)
         total = c.max_steps if c.max_steps else updates_per_epoch * c.max_epochs
         bar = None
@@ -340,7 +344,7 @@ class Trainer:
             bar = tqdm(total=total, initial=min(self.progress.step, total), unit="step", dynamic_ncols=True,
                        desc=f"train {c.model}-{c.size}")
         self.raw_model.train()
-        stopped_early, validated_at = False, None
+        stopped_early, validated_at = False, self._validated_step
         window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         window_positions, window_start = 0, time.perf_counter()
         done = bool(c.max_steps and self.progress.step >= c.max_steps)
