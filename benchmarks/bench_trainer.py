@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mple_metrics.data import BatchIterator, EncodedSplit, Split, load_bundled, write_dataset
+from mple_metrics.data import BatchIterator, Split, load_bundled, write_dataset
 from mple_metrics.decode import DecodeOptions, generate, translate_encoded
 from mple_metrics.models import ModelConfig, build_model, teacher_forcing
 from mple_metrics.train import TrainConfig, Trainer, inverse_sqrt_lr, load_model, set_lr, smoothed_token_loss

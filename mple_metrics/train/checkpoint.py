@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 
-from .. import __version__
 from ..data import TokenizerPair
 from ..models import ModelConfig, build_model
 
