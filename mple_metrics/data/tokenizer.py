@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import json
+import numbers
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -107,8 +108,9 @@ class Tokenizer:
             ids = ids.tolist()
         out = []
         for i in ids:
-            if not isinstance(i, int) or isinstance(i, bool):
+            if not isinstance(i, numbers.Integral) or isinstance(i, bool):
                 raise TypeError(f"ids must be integers, got {type(i).__name__}")
+            i = int(i)
             if not 0 <= i < self.vocab_size:
                 raise ValueError(f"id {i} is outside the vocabulary [0, {self.vocab_size})")
             if i == UNK_ID or i not in self.special_ids:
@@ -244,6 +246,11 @@ class SentencePieceTokenizer(Tokenizer):
             num_threads=1, max_sentence_length=1 << 16, minloglevel=2,
         )
         return cls(model.getvalue())
+
+    @property
+    def model_proto(self) -> bytes:
+        """The serialised SentencePiece model (what ``spm.model`` holds)."""
+        return self._proto
 
     @property
     def vocab_size(self) -> int:
