@@ -14,6 +14,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mple_metrics.commands.bleu",
     "mple_metrics.commands.data",
     "mple_metrics.commands.demo",
+    "mple_metrics.commands.train",
+    "mple_metrics.commands.translate",
+    "mple_metrics.commands.distill",
+    "mple_metrics.commands.evaluate",
 )
 
 

@@ -1,0 +1,52 @@
+"""``mple translate``: translate a file (one sentence per line) with a trained model.
+
+  mple translate --ckpt runs/at-tiny/best.pt --input test.es --output test.hyp --beam 5
+  mple translate --ckpt runs/nat-tiny --input - --length-beam 3 --dedup     (stdin -> stdout)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .decoding_args import add_decoding_args, decode_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("translate", help="translate a file with a trained AT or NAT checkpoint",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint file or run directory (uses best.pt)")
+    p.add_argument("--input", required=True, help="source file, one sentence per line ('-' = stdin)")
+    p.add_argument("--output", default="-", help="output file ('-' = stdout, the default)")
+    add_decoding_args(p, default_beam=5)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import read_lines
+    from ..decode.distill import translate_lines
+    from ..train import atomic_write_text, load_model, resolve_device
+
+    device = resolve_device(args.device)
+    if args.input == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        if not Path(args.input).is_file():
+            raise FileNotFoundError(f"--input file {args.input} does not exist")
+        lines = read_lines(args.input)
+    model, tokenizers, _ = load_model(args.ckpt, device)
+    bar = None
+    if not args.quiet:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(lines), unit="sent", desc="translate", dynamic_ncols=True, file=sys.stderr)
+    outputs = translate_lines(model, tokenizers, lines, decode_options(args), args.max_tokens, device,
+                              progress=bar.update if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    text = "".join(line + "\n" for line in outputs)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(Path(args.output), text)
+    return 0

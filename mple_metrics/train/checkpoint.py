@@ -1,0 +1,200 @@
+"""Checkpoints: atomic writes, validated loading with clear errors, averaging, and loading the
+state dicts of several checkpoints of one architecture (the loss landscape's input).
+
+A checkpoint is a ``torch.save`` dict (loaded with ``weights_only=True``)::
+
+    format: "mple_metrics.checkpoint", version: 1, mple_version
+    model_config: dict (ModelConfig), train_config: dict (TrainConfig)
+    model: state dict                       tokenizer: {relative path: bytes} (TokenizerPair files)
+    optimizer, scaler: state dicts or None   rng: {"torch": ByteTensor, "cuda": [ByteTensor] or None}
+    progress: {step, epoch, batches_in_epoch, tokens}   metrics: last validation (or {})
+    best: {nll, step, bad_validations, top: [[nll, step, file], ...]}
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import TokenizerPair
+from ..models import ModelConfig, build_model
+
+CHECKPOINT_FORMAT = "mple_metrics.checkpoint"
+CHECKPOINT_VERSION = 1
+REQUIRED_KEYS: tuple[str, ...] = ("format", "version", "model_config", "train_config", "model", "tokenizer")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: corrupted, not ours, or not matching what is asked."""
+
+
+def _atomic_replace(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    _atomic_replace(Path(path), lambda handle: handle.write(text.encode("utf-8")))
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """``torch.save`` ``payload`` to ``path`` atomically (temporary file + fsync + rename)."""
+    _atomic_replace(Path(path), lambda handle: torch.save(payload, handle))
+
+
+def tokenizer_files(tokenizers: TokenizerPair) -> dict[str, bytes]:
+    """The files of ``tokenizers.save(dir)`` as {relative path: bytes} (a checkpoint carries them)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizers.save(tmp)
+        return {str(p.relative_to(tmp)): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
+
+
+def restore_tokenizers(files: dict[str, bytes]) -> TokenizerPair:
+    """Inverse of :func:`tokenizer_files`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            target = Path(tmp) / name
+            if Path(tmp).resolve() not in target.resolve().parents:
+                raise CheckpointError(f"tokenizer file name {name!r} escapes its directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return TokenizerPair.load(tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError (a ValueError): unreadable/truncated file, not an mple_metrics checkpoint,
+            an unsupported version, or missing entries (named).
+    """
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise FileNotFoundError(f"no checkpoint in run directory {path} (expected best.pt or last.pt)")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many types for damaged zip/pickle data
+        raise CheckpointError(f"checkpoint {path} is corrupted or truncated and cannot be read "
+                              f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); use "
+                              f"another checkpoint (e.g. best.pt or a step*.pt file)") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an mple_metrics checkpoint (no format="
+                              f"{CHECKPOINT_FORMAT!r} entry)")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {payload.get('version')!r}; this "
+                              f"mple_metrics reads version {CHECKPOINT_VERSION}")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks the entries {', '.join(missing)}")
+    payload["path"] = str(path)
+    return payload
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise :class:`CheckpointError` naming missing, unexpected and mis-shaped parameters."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in expected if k in state and state[k].shape != expected[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing parameters {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        problems.append(f"unexpected parameters {', '.join(unexpected[:5])}"
+                        f"{' ...' if len(unexpected) > 5 else ''}")
+    if shapes:
+        problems.append(f"shape mismatches {'; '.join(shapes[:5])}")
+    if problems:
+        raise CheckpointError(f"{source} does not match the model architecture: {'; '.join(problems)}")
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """(model in eval mode on ``device``, tokenizers, checkpoint payload) from a checkpoint file or
+    a run directory (its best.pt, else last.pt)."""
+    payload = load_checkpoint(path, map_location="cpu")
+    try:
+        config = ModelConfig.from_dict(payload["model_config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {payload['path']} has an invalid model_config: {error}") from None
+    model = build_model(config)
+    check_state_dict(model, payload["model"], f"checkpoint {payload['path']}")
+    model.load_state_dict(payload["model"])
+    tokenizers = restore_tokenizers(payload["tokenizer"])
+    return model.to(device).eval(), tokenizers, payload
+
+
+def load_state_dicts(paths: Sequence[str | os.PathLike]) -> tuple[ModelConfig, list[dict[str, torch.Tensor]]]:
+    """The model config and the model state dicts (on the CPU) of several checkpoints of one
+    architecture, e.g. the three points of a loss-landscape plane.  Raises
+    :class:`CheckpointError` naming the fields in which an architecture differs."""
+    if not paths:
+        raise ValueError("paths must name at least one checkpoint")
+    configs, states = [], []
+    for path in paths:
+        payload = load_checkpoint(path)
+        configs.append(ModelConfig.from_dict(payload["model_config"]))
+        states.append(payload["model"])
+    for path, config in zip(paths[1:], configs[1:]):
+        differences = configs[0].architecture_differences(config)
+        if differences:
+            raise CheckpointError(f"checkpoints {paths[0]} and {path} have different architectures: "
+                                  f"{'; '.join(differences)}")
+    return configs[0], states
+
+
+def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of floating-point entries (float64 accumulation); other entries are
+    taken from the first state."""
+    if not states:
+        raise ValueError("need at least one state dict to average")
+    keys = set(states[0])
+    for i, state in enumerate(states[1:], 1):
+        if set(state) != keys:
+            raise CheckpointError(f"state dict {i} has different parameter names from state dict 0")
+    out = {}
+    for key, value in states[0].items():
+        if value.is_floating_point():
+            total = sum(s[key].double() for s in states)
+            out[key] = (total / len(states)).to(value.dtype)
+        else:
+            out[key] = value.clone()
+    return out
+
+
+def average_checkpoints(paths: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Write a checkpoint at ``out`` whose model is the average of ``paths``' models (the other
+    entries come from the first; no optimizer state, so it is for evaluation, not resuming)."""
+    _, states = load_state_dicts(paths)
+    payload = load_checkpoint(paths[0])
+    payload.pop("path", None)
+    payload["model"] = average_state_dicts(states)
+    payload["optimizer"] = None
+    payload["scaler"] = None
+    payload["averaged_from"] = [str(p) for p in paths]
+    save_checkpoint(out, payload)
+    return Path(out)

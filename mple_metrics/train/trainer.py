@@ -1,0 +1,416 @@
+"""The training loop: data and tokenizer set-up, AdamW + inverse-sqrt schedule, label smoothing,
+gradient accumulation, clipping, optional AMP on CUDA, DDP under torchrun, validation with early
+stopping, best/last/top-k checkpoints and averaging, exact resumption.
+
+Output directory (rank 0 writes)::
+
+    config.json      the TrainConfig           tokenizer/     the tokenizers
+    last.pt          latest state (resume)      best.pt        best validation NLL
+    step{N}.pt       the keep_best best         average.pt     mean of the keep_best best
+    train.jsonl      a line every log_every updates    valid.jsonl   a line per validation
+    summary.json     final numbers
+
+Exactness: batches are a function of (seed, epoch); a checkpoint records the update number, the
+epoch, the micro-batches consumed in it, the optimizer state and every rank's RNG state, so a
+resumed run repeats the uninterrupted run's updates bit for bit (same device and thread count).
+DDP parity: the loss of an update is divided by the token count summed over its micro-batches and
+ranks, so N processes with update_freq u train exactly like one process with update_freq N*u on
+the same batches (up to floating-point summation order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from .. import __version__
+from ..data import (BatchIterator, EncodedSplit, TokenizerPair, collate, load_dataset,
+                    resolve_dataset_path)
+from ..decode import DecodeOptions
+from ..models import ATModel, ModelConfig, NATModel, build_model, teacher_forcing
+from .checkpoint import (CheckpointError, atomic_write_text, average_checkpoints, check_state_dict,
+                         load_checkpoint, restore_tokenizers, save_checkpoint, tokenizer_files)
+from .config import TrainConfig
+from .distributed import DistributedContext, setup_distributed
+from .losses import length_loss, smoothed_token_loss
+from .schedule import inverse_sqrt_lr, set_lr
+from .validation import validate
+
+LN2 = math.log(2.0)
+
+
+def filter_long(encoded: EncodedSplit, max_length: int) -> tuple[EncodedSplit, int]:
+    """Drop pairs whose source or target is longer than ``max_length`` or empty; returns the
+    kept pairs and how many were dropped."""
+    keep = [i for i in range(len(encoded))
+            if 0 < len(encoded.src[i]) <= max_length and 0 < len(encoded.tgt[i]) <= max_length]
+    return EncodedSplit([encoded.src[i] for i in keep], [encoded.tgt[i] for i in keep]), len(encoded) - len(keep)
+
+
+@dataclass
+class Progress:
+    step: int = 0                 # optimizer updates done
+    epoch: int = 0                # current epoch (0-based)
+    batches_in_epoch: int = 0     # this rank's micro-batches of the current epoch consumed
+    tokens: int = 0               # target tokens trained on (all ranks)
+
+
+class Trainer:
+    """Train one model as configured.  ``Trainer(config).train()`` returns the summary dict."""
+
+    def __init__(self, config: TrainConfig, context: DistributedContext | None = None) -> None:
+        self.config = config
+        self.ctx = context if context is not None else setup_distributed(config.device)
+        self.device = self.ctx.device
+        self.out = Path(config.out)
+        if config.amp != "none" and self.device.type != "cuda":
+            raise ValueError(f"amp={config.amp!r} needs device cuda; on the CPU use amp='none'")
+        self.progress = Progress()
+        self._validated_step: int | None = None  # update of the last validation (from a checkpoint)
+        self._resumed_metrics: dict[str, Any] = {}
+        self.best: dict[str, Any] = {"nll": None, "step": None, "bad_validations": 0, "top": []}
+        self.history: list[dict[str, Any]] = []
+        resume_payload = self._resume_payload()
+        self._setup_data(resume_payload)
+        self._setup_model(resume_payload)
+        if resume_payload is not None:
+            self._restore(resume_payload)
+
+    # ------------------------------------------------------------------ set-up
+    def _resume_payload(self) -> dict[str, Any] | None:
+        last = self.out / "last.pt"
+        if not self.config.resume:
+            if last.exists():
+                raise ValueError(f"{self.out} already holds a run (last.pt); pass --resume to continue "
+                                 f"it or choose another --out")
+            return None
+        if not last.exists():
+            raise FileNotFoundError(f"--resume: no {last} to resume from")
+        payload = load_checkpoint(last)
+        saved = TrainConfig.from_dict(payload["train_config"])
+        differences = self.config.resume_differences(saved)
+        if differences:
+            raise CheckpointError(f"--resume: {last} was trained with other settings: "
+                                  f"{'; '.join(differences)}")
+        return payload
+
+    def _setup_data(self, payload: dict[str, Any] | None) -> None:
+        c = self.config
+        data = load_dataset(resolve_dataset_path(c.data), splits=(c.train_split, c.valid_split))
+        if payload is not None:
+            self.tokenizers = restore_tokenizers(payload["tokenizer"])
+        elif c.tokenizer:
+            self.tokenizers = TokenizerPair.load(c.tokenizer)
+        else:
+            train = data[c.train_split]
+            self.tokenizers = TokenizerPair.train(train.src, train.tgt, kind=c.tokenizer_kind,
+                                                  vocab_size=c.vocab_size)
+        encoded, self.dropped = filter_long(EncodedSplit.encode(data[c.train_split], self.tokenizers),
+                                            c.max_positions - 1)
+        if not len(encoded):
+            raise ValueError(f"no training pair fits max_positions={c.max_positions}")
+        self.train_batches = BatchIterator(encoded, max_tokens=c.max_tokens, max_sentences=c.max_sentences,
+                                           shuffle=True, seed=c.seed, rank=self.ctx.rank,
+                                           world_size=self.ctx.world_size)
+        # Validation keeps every reference of a sentence (multi-reference BLEU); the NLL scores
+        # the first one.
+        valid = data[c.valid_split]
+        src_ids = self.tokenizers.src.encode_batch(valid.src)
+        refs_ids = [[self.tokenizers.tgt.encode(r) for r in refs] for refs in valid.refs]
+        limit = c.max_positions - 1
+        kept = [i for i in range(len(valid)) if 0 < len(src_ids[i]) <= limit and 0 < len(refs_ids[i][0]) <= limit]
+        self.valid_encoded = EncodedSplit([src_ids[i] for i in kept], [refs_ids[i][0] for i in kept])
+        self.valid_refs = [refs_ids[i] for i in kept]
+
+    def _setup_model(self, payload: dict[str, Any] | None) -> None:
+        c = self.config
+        if payload is not None:
+            self.model_config = ModelConfig.from_dict(payload["model_config"])
+        else:
+            overrides = dict(kind=c.model, src_vocab_size=self.tokenizers.src.vocab_size,
+                             tgt_vocab_size=self.tokenizers.tgt.vocab_size, dropout=c.dropout,
+                             nat_input=c.nat_input, max_positions=c.max_positions,
+                             share_embeddings=self.tokenizers.joint)
+            overrides.update(c.model_overrides)
+            self.model_config = ModelConfig.preset(c.size, **overrides)
+        torch.manual_seed(c.seed)
+        self.raw_model = build_model(self.model_config).to(self.device)
+        self.model: torch.nn.Module = self.raw_model
+        if self.ctx.distributed:
+            # A NAT's "is masked" head is trained only by proxy-input objectives: tell DDP that
+            # some parameters may receive no gradient.
+            self.model = DistributedDataParallel(
+                self.raw_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=isinstance(self.raw_model, NATModel))
+        self.optimizer = torch.optim.AdamW(self.raw_model.parameters(), lr=c.lr, betas=c.betas,
+                                           eps=c.adam_eps, weight_decay=c.weight_decay)
+        self.scaler = torch.amp.GradScaler("cuda") if c.amp == "fp16" else None
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(c.amp)
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        check_state_dict(self.raw_model, payload["model"], f"checkpoint {payload['path']}")
+        self.raw_model.load_state_dict(payload["model"])
+        if payload.get("optimizer") is None:
+            raise CheckpointError(f"checkpoint {payload['path']} has no optimizer state (an averaged "
+                                  f"checkpoint?); it cannot be resumed")
+        try:
+            self.optimizer.load_state_dict(payload["optimizer"])
+        except (ValueError, KeyError) as error:
+            raise CheckpointError(f"checkpoint {payload['path']}: optimizer state does not fit the "
+                                  f"model ({error})") from None
+        if self.scaler is not None and payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
+        self.progress = Progress(**payload["progress"])
+        self.best = payload["best"]
+        self._resumed_metrics = payload.get("metrics") or {}
+        self._validated_step = self._resumed_metrics.get("step")
+        rng = payload["rng"]
+        states = rng["torch"]
+        if len(states) != self.ctx.world_size:
+            raise CheckpointError(f"checkpoint {payload['path']} was written by {len(states)} process(es) "
+                                  f"but this run has {self.ctx.world_size}; resume with the same number")
+        torch.set_rng_state(states[self.ctx.rank])
+        if self.device.type == "cuda" and rng.get("cuda"):
+            torch.cuda.set_rng_state(rng["cuda"][self.ctx.rank], self.device)
+        if self.ctx.is_main:  # forget validations logged after the checkpoint (killed in between)
+            self._truncate_log("valid.jsonl")
+            self._truncate_log("train.jsonl")
+
+    def _truncate_log(self, name: str) -> None:
+        path = self.out / name
+        if path.exists():
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip() and json.loads(line)["step"] <= self.progress.step]
+            atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+    # ------------------------------------------------------------------ one update
+    def _losses(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Summed smoothed token loss and (NAT) summed length loss of a micro-batch, nats."""
+        model = self.model
+        if isinstance(self.raw_model, ATModel):
+            logits = model(batch.src, batch.src_lengths, batch.tgt, batch.tgt_lengths)
+            _, outputs = teacher_forcing(batch.tgt, batch.tgt_lengths)
+            return smoothed_token_loss(logits, outputs, self.config.label_smoothing), None
+        out = model(batch.src, batch.src_lengths, batch.tgt_lengths)
+        token = smoothed_token_loss(out.logits, batch.tgt[:, :out.logits.shape[1]], self.config.label_smoothing)
+        targets = self.raw_model.length_targets(batch.src_lengths, batch.tgt_lengths)
+        return token, length_loss(out.length_logits, targets)
+
+    def _positions(self, batch) -> int:
+        return batch.num_tokens + (len(batch) if isinstance(self.raw_model, ATModel) else 0)
+
+    def train_step(self, batches: list) -> torch.Tensor:
+        """One optimizer update over micro-batches (already on the device).  Returns the summed
+        smoothed token loss (nats) of this rank's micro-batches, detached."""
+        c = self.config
+        counts = torch.tensor([sum(self._positions(b) for b in batches), sum(len(b) for b in batches)],
+                              dtype=torch.float64, device=self.device)
+        positions, sentences = self.ctx.all_reduce_sum(counts).tolist()
+        scale = float(self.ctx.world_size)  # DDP averages gradients over ranks; undo it
+        loss_sum = torch.zeros((), device=self.device)
+        for i, batch in enumerate(batches):
+            sync = not self.ctx.distributed or i == len(batches) - 1
+            with (contextlib.nullcontext() if sync else self.model.no_sync()), self._autocast():
+                token_loss, len_loss = self._losses(batch)
+                loss = token_loss / positions
+                if len_loss is not None:
+                    loss = loss + c.length_loss_weight * len_loss / sentences
+                loss = loss * scale
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            loss_sum += token_loss.detach()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if c.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), c.clip_norm)
+        set_lr(self.optimizer, inverse_sqrt_lr(self.progress.step + 1, c.lr, c.warmup_steps, c.warmup_init_lr))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.progress.step += 1
+        self.progress.tokens += int(positions)
+        return loss_sum
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _rng_states(self) -> dict[str, Any]:
+        state = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        if self.ctx.distributed:
+            gathered: list[Any] = [None] * self.ctx.world_size
+            dist.all_gather_object(gathered, (state, cuda))
+            return {"torch": [g[0] for g in gathered],
+                    "cuda": [g[1] for g in gathered] if cuda is not None else None}
+        return {"torch": [state], "cuda": [cuda] if cuda is not None else None}
+
+    def _payload(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "format": "mple_metrics.checkpoint", "version": 1, "mple_version": __version__,
+            "model_config": self.model_config.to_dict(), "train_config": self.config.to_dict(),
+            "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": self._rng_states(), "progress": vars(self.progress).copy(), "metrics": metrics,
+            "best": self.best, "tokenizer": self._tokenizer_files,
+        }
+
+    def save_last(self, metrics: dict[str, Any] | None = None) -> None:
+        payload = self._payload(metrics or {})  # every rank joins the RNG gather
+        if self.ctx.is_main:
+            save_checkpoint(self.out / "last.pt", payload)
+
+    # ------------------------------------------------------------------ validation
+    def run_validation(self) -> tuple[dict[str, Any], bool]:
+        """Validate on rank 0, update best/top-k checkpoints; returns (metrics, stop early)."""
+        c = self.config
+        stop = torch.zeros(1, device=self.device)
+        metrics: dict[str, Any] = {}
+        if self.ctx.is_main:
+            started = time.perf_counter()
+            metrics = validate(self.raw_model, self.valid_encoded, self.valid_refs, self.tokenizers,
+                               max_tokens=c.max_tokens, device=self.device,
+                               options=DecodeOptions(beam=c.valid_beam),
+                               bleu_max_sentences=c.valid_bleu_max_sentences)
+            metrics.update(step=self.progress.step, epoch=self.progress.epoch,
+                           seconds=round(time.perf_counter() - started, 3))
+            nll = metrics["nll_bits_per_token"]
+            improved = self.best["nll"] is None or nll < self.best["nll"]
+            if improved:
+                self.best.update(nll=nll, step=self.progress.step, bad_validations=0)
+            else:
+                self.best["bad_validations"] += 1
+            metrics["best_nll_bits_per_token"] = self.best["nll"]
+            with open(self.out / "valid.jsonl", "a", encoding="utf-8") as log:
+                log.write(json.dumps(metrics) + "\n")
+            if c.patience and self.best["bad_validations"] >= c.patience:
+                stop += 1
+        stop = self.ctx.all_reduce_sum(stop)
+        payload = self._payload(metrics)
+        if self.ctx.is_main:
+            self._keep_top(payload, metrics["nll_bits_per_token"])
+            if self.best["step"] == self.progress.step:
+                save_checkpoint(self.out / "best.pt", payload)
+            payload["best"] = self.best
+            save_checkpoint(self.out / "last.pt", payload)
+        self.last_metrics = metrics
+        return metrics, bool(stop.item() > 0)
+
+    def _keep_top(self, payload: dict[str, Any], nll: float) -> None:
+        top = [entry for entry in self.best["top"] if entry[1] != self.progress.step]
+        if len(top) < self.config.keep_best or nll < max(entry[0] for entry in top):
+            name = f"step{self.progress.step}.pt"
+            top.append([nll, self.progress.step, name])
+            top.sort(key=lambda entry: (entry[0], entry[1]))
+            save_checkpoint(self.out / name, payload)
+            for evicted in top[self.config.keep_best:]:
+                (self.out / evicted[2]).unlink(missing_ok=True)
+            top = top[:self.config.keep_best]
+        self.best["top"] = top
+
+    # ------------------------------------------------------------------ loop
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if self.ctx.is_main:
+            with open(self.out / "train.jsonl", "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+
+    def train(self) -> dict[str, Any]:
+        c = self.config
+        if self.ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            c.save_json(self.out / "config.json")
+            self.tokenizers.save(self.out / "tokenizer")
+        self._tokenizer_files = tokenizer_files(self.tokenizers)
+        self.last_metrics: dict[str, Any] = dict(self._resumed_metrics)
+        updates_per_epoch = math.ceil(len(self.train_batches) / c.update_freq)
+        total = c.max_steps if c.max_steps else updates_per_epoch * c.max_epochs
+        bar = None
+        if self.ctx.is_main and not c.quiet:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=total, initial=min(self.progress.step, total), unit="step", dynamic_ncols=True,
+                       desc=f"train {c.model}-{c.size}")
+        self.raw_model.train()
+        stopped_early, validated_at = False, self._validated_step
+        window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        window_positions, window_start = 0, time.perf_counter()
+        done = bool(c.max_steps and self.progress.step >= c.max_steps)
+        while not done and self.progress.epoch < c.max_epochs:
+            self.train_batches.set_epoch(self.progress.epoch)
+            indices = self.train_batches.batch_indices()[self.progress.batches_in_epoch:]
+            for start in range(0, len(indices), c.update_freq):
+                group = indices[start:start + c.update_freq]
+                batches = [collate(self.train_batches.encoded, i).to(self.device) for i in group]
+                window_positions += sum(self._positions(b) for b in batches)
+                window_loss += self.train_step(batches).double()
+                self.progress.batches_in_epoch += len(group)
+                step = self.progress.step
+                if step % c.log_every == 0:  # every rank reaches this together (collective)
+                    stats = self.ctx.all_reduce_sum(
+                        torch.stack([window_loss, window_loss.new_tensor(window_positions)]))
+                    elapsed = time.perf_counter() - window_start
+                    record = {"step": step, "epoch": self.progress.epoch,
+                              "loss_bits_per_token": float(stats[0] / max(float(stats[1]), 1) / LN2),
+                              "lr": self.optimizer.param_groups[0]["lr"],
+                              "tokens_per_second": float(stats[1]) / max(elapsed, 1e-9)}
+                    self._log(record)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{record['loss_bits_per_token']:.3f}",
+                                        tok_s=f"{record['tokens_per_second']:.0f}", refresh=False)
+                    window_loss.zero_()
+                    window_positions, window_start = 0, time.perf_counter()
+                if bar is not None:
+                    bar.update(1)
+                if c.valid_every_steps and step % c.valid_every_steps == 0:
+                    _, stopped_early = self.run_validation()
+                    validated_at = step
+                elif c.save_every_steps and step % c.save_every_steps == 0:
+                    self.save_last()
+                if stopped_early or (c.max_steps and step >= c.max_steps):
+                    done = True
+                    break
+            if not done:  # the epoch ran to its end
+                self.progress.epoch += 1
+                self.progress.batches_in_epoch = 0
+                if not c.valid_every_steps:
+                    _, stopped_early = self.run_validation()
+                    validated_at = self.progress.step
+                    done = stopped_early
+        if validated_at != self.progress.step:
+            self.run_validation()
+        if bar is not None:
+            bar.close()
+        return self._finish(stopped_early)
+
+    def _finish(self, stopped_early: bool) -> dict[str, Any]:
+        summary = {"steps": self.progress.step, "epochs_completed": self.progress.epoch,
+                   "tokens": self.progress.tokens, "stopped_early": stopped_early,
+                   "best_step": self.best["step"], "best_nll_bits_per_token": self.best["nll"],
+                   "last_validation": self.last_metrics, "dropped_long_pairs": self.dropped,
+                   "model_config": self.model_config.to_dict(), "world_size": self.ctx.world_size}
+        if self.ctx.is_main:
+            top = self.best["top"]
+            if self.config.keep_best > 1 and len(top) > 1:
+                average_checkpoints([self.out / entry[2] for entry in top], self.out / "average.pt")
+                summary["averaged"] = [entry[2] for entry in top]
+            atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=1) + "\n")
+        self.ctx.barrier()
+        return summary
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Run :class:`Trainer` (under torchrun: one process per rank) and return its summary."""
+    return Trainer(config).train()
