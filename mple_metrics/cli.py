@@ -24,8 +24,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mple",
-        description="Analysis of non-autoregressive translation learning: conditional total "
-                    "correlation, L_MPLE, loss landscapes, and exact kernels (AXE, OaXE, BLEU).",
+        description="Analysis of non-autoregressive translation learning (Huang et al., ICML 2022): "
+                    "exact kernels (BLEU on token ids, AXE, OaXE), datasets, and a compact AT/NAT "
+                    "trainer.",
     )
     parser.add_argument("--version", action="version", version=f"mple_metrics {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
