@@ -31,9 +31,9 @@ import torch
 from torch import Tensor
 
 from .. import _extension  # noqa: F401  (registers torch.ops.mple)
+from .arguments import check_index_tensor, check_same_device, first_index
 
 _LOG_PROB_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 REDUCTIONS = ("none", "sum", "mean")
 
 
@@ -87,20 +87,6 @@ torch.library.register_autograd("mple::axe_forward", _axe_backward, setup_contex
 # ----------------------------------------------------------------------------- input handling
 
 
-def _check_index_tensor(t: object, name: str, rank: int, shape: str) -> Tensor:
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor {shape}, got {type(t).__name__}")
-    if t.dtype not in _INDEX_DTYPES:
-        raise TypeError(f"{name} must be an integer tensor (int64 or int32), got {t.dtype}")
-    if t.dim() != rank:
-        raise ValueError(f"{name} must have shape {shape}, got shape {tuple(t.shape)}")
-    return t.long()
-
-
-def _first_bad(mask: Tensor) -> tuple[int, ...]:
-    return tuple(int(i) for i in mask.nonzero()[0])
-
-
 def prepare_axe_batch(
     log_probs: Tensor,
     targets: Tensor,
@@ -124,18 +110,16 @@ def prepare_axe_batch(
         raise ValueError(f"log_probs must have shape (B, Lp, V), got shape {tuple(log_probs.shape)}")
     batch, pred_width, vocab = log_probs.shape
     device = log_probs.device
-    targets_t = _check_index_tensor(targets, "targets", 2, "(B, Ly)")
+    targets_t = check_index_tensor(targets, "targets", 2, "(B, Ly)")
     if pred_lengths is None:
         pred_lengths = torch.full((batch,), pred_width, dtype=torch.int64, device=device)
     if target_lengths is None:
         target_lengths = torch.full((batch,), targets_t.shape[1], dtype=torch.int64, device=targets_t.device)
-    pred_len_t = _check_index_tensor(pred_lengths, "pred_lengths", 1, "(B,)")
-    target_len_t = _check_index_tensor(target_lengths, "target_lengths", 1, "(B,)")
+    pred_len_t = check_index_tensor(pred_lengths, "pred_lengths", 1, "(B,)")
+    target_len_t = check_index_tensor(target_lengths, "target_lengths", 1, "(B,)")
     for name, t in (("targets", targets_t), ("pred_lengths", pred_len_t),
                     ("target_lengths", target_len_t)):
-        if t.device != device:
-            raise ValueError(f"{name} is on {t.device} but log_probs is on {device}; "
-                             "all arguments must be on one device")
+        check_same_device(t, log_probs, name, "log_probs")
         if t.shape[0] != batch:
             raise ValueError(f"{name} holds {t.shape[0]} rows but log_probs holds {batch} (batch size B)")
     if isinstance(blank, bool) or not isinstance(blank, numbers.Integral):
@@ -156,13 +140,13 @@ def prepare_axe_batch(
     ):
         bad = (lengths < 0) | (lengths > width)
         if bool(bad.any()):
-            (row,) = _first_bad(bad)
+            (row,) = first_index(bad)
             raise ValueError(f"{name} must lie in [0, {width_name} = {width}], "
                              f"got {int(lengths[row])} at index {row}")
     inside = torch.arange(target_width, device=device) < target_len_t[:, None]
     bad = inside & ((targets_t < 0) | (targets_t >= vocab))
     if bool(bad.any()):
-        row, col = _first_bad(bad)
+        row, col = first_index(bad)
         raise ValueError(f"targets must hold token ids in [0, V = {vocab}) within target_lengths, "
                          f"got {int(targets_t[row, col])} at index ({row}, {col})")
     return log_probs, targets_t, pred_len_t, target_len_t, blank, skip_penalty
@@ -172,7 +156,7 @@ def _raise_on_invalid(loss: Tensor) -> None:
     # The kernels return NaN exactly for the sequences whose read log-probs hold NaN or +inf.
     bad = torch.isnan(loss)
     if bool(bad.any()):
-        (row,) = _first_bad(bad)
+        (row,) = first_index(bad)
         raise ValueError(f"log_probs holds NaN or +inf at entries the AXE DP reads (sequence {row}); "
                          "log-probabilities must be finite or -inf")
 

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import _extension  # noqa: F401  (registers torch.ops.mple)
+from .arguments import check_index_tensor, check_same_device, first_index
 
 #: Column names of a statistics row returned by :func:`bleu_stats`.
 STATS_FIELDS: tuple[str, ...] = (
@@ -57,30 +58,14 @@ def _bleu_from_stats_fake(stats, effective_order):
 # ----------------------------------------------------------------------------- input handling
 
 
-def _check_integer_tensor(t: object, name: str, rank: tuple[int, ...], shape: str) -> Tensor:
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor {shape}, got {type(t).__name__}")
-    if t.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
-        raise TypeError(f"{name} must be an integer tensor (int64 or int32), got {t.dtype}")
-    if t.dim() not in rank:
-        raise ValueError(f"{name} must have shape {shape}, got shape {tuple(t.shape)}")
-    return t.long()
-
-
 def _check_lengths(lengths: Tensor, low: int, high: int, name: str, width_name: str) -> None:
     bad = (lengths < low) | (lengths > high)
     if bool(bad.any()):
-        index = tuple(int(i) for i in bad.nonzero()[0])
+        index = first_index(bad)
         raise ValueError(
             f"{name} must lie in [{low}, {width_name} = {high}], got {int(lengths[index])} "
             f"at index {index if len(index) > 1 else index[0]}"
         )
-
-
-def _same_device(t: Tensor, ref: Tensor, name: str, ref_name: str) -> None:
-    if t.device != ref.device:
-        raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}; "
-                         "all arguments must be on one device")
 
 
 def _pad(seqs: Sequence[Sequence[int]], name: str) -> tuple[Tensor, Tensor]:
@@ -121,9 +106,9 @@ def prepare_bleu_batch(
     int64 on one device, where a reference length of -1 marks an absent reference.
     """
     if _is_tensor_form(hyps, refs):
-        hyps_t = _check_integer_tensor(hyps, "hyps", (2,), "(B, L)")
-        refs_t = _check_integer_tensor(refs, "refs", (2, 3), "(B, R, L') or (B, L')")
-        _same_device(refs_t, hyps_t, "refs", "hyps")
+        hyps_t = check_index_tensor(hyps, "hyps", (2,), "(B, L)")
+        refs_t = check_index_tensor(refs, "refs", (2, 3), "(B, R, L') or (B, L')")
+        check_same_device(refs_t, hyps_t, "refs", "hyps")
         if refs_t.dim() == 2:
             refs_t = refs_t.unsqueeze(1)
             if ref_lengths is not None and isinstance(ref_lengths, Tensor) and ref_lengths.dim() == 1:
@@ -134,15 +119,15 @@ def prepare_bleu_batch(
         if hyp_lengths is None:
             hyp_len_t = torch.full((batch,), hyps_t.shape[1], dtype=torch.int64, device=hyps_t.device)
         else:
-            hyp_len_t = _check_integer_tensor(hyp_lengths, "hyp_lengths", (1,), "(B,)")
-            _same_device(hyp_len_t, hyps_t, "hyp_lengths", "hyps")
+            hyp_len_t = check_index_tensor(hyp_lengths, "hyp_lengths", (1,), "(B,)")
+            check_same_device(hyp_len_t, hyps_t, "hyp_lengths", "hyps")
             if hyp_len_t.shape[0] != batch:
                 raise ValueError(f"hyp_lengths holds {hyp_len_t.shape[0]} entries but hyps holds {batch} rows")
         if ref_lengths is None:
             ref_len_t = torch.full(refs_t.shape[:2], refs_t.shape[2], dtype=torch.int64, device=refs_t.device)
         else:
-            ref_len_t = _check_integer_tensor(ref_lengths, "ref_lengths", (2,), "(B, R)")
-            _same_device(ref_len_t, hyps_t, "ref_lengths", "hyps")
+            ref_len_t = check_index_tensor(ref_lengths, "ref_lengths", (2,), "(B, R)")
+            check_same_device(ref_len_t, hyps_t, "ref_lengths", "hyps")
             if tuple(ref_len_t.shape) != tuple(refs_t.shape[:2]):
                 raise ValueError(f"ref_lengths must have shape (B, R) = {tuple(refs_t.shape[:2])}, "
                                  f"got {tuple(ref_len_t.shape)}")
@@ -251,12 +236,12 @@ def pairwise_bleu_stats(cands: Union[Tensor, Sequence[Sequence[Sequence[int]]]],
     candidate's n-gram counts are computed once and reused for all K pairs it takes part in.
     """
     if isinstance(cands, Tensor):
-        cands_t = _check_integer_tensor(cands, "cands", (3,), "(B, K, L)")
+        cands_t = check_index_tensor(cands, "cands", (3,), "(B, K, L)")
         if lengths is None:
             len_t = torch.full(cands_t.shape[:2], cands_t.shape[2], dtype=torch.int64, device=cands_t.device)
         else:
-            len_t = _check_integer_tensor(lengths, "lengths", (2,), "(B, K)")
-            _same_device(len_t, cands_t, "lengths", "cands")
+            len_t = check_index_tensor(lengths, "lengths", (2,), "(B, K)")
+            check_same_device(len_t, cands_t, "lengths", "cands")
             if tuple(len_t.shape) != tuple(cands_t.shape[:2]):
                 raise ValueError(f"lengths must have shape (B, K) = {tuple(cands_t.shape[:2])}, "
                                  f"got {tuple(len_t.shape)}")

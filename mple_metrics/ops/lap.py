@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import _extension  # noqa: F401  (registers torch.ops.mple)
+from .arguments import INDEX_DTYPES, check_same_device
 
 # Status codes of mple::linear_sum_assignment; keep in sync with csrc/include/mple/lap.h.
 LAP_OK = 0
@@ -49,13 +50,11 @@ def _check_lengths_arg(lengths: Tensor | None, name: str, cost: Tensor, full: in
         return torch.full((batch,), full, dtype=torch.int64, device=cost.device)
     if not isinstance(lengths, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor (B,) or None, got {type(lengths).__name__}")
-    if lengths.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+    if lengths.dtype not in INDEX_DTYPES:
         raise TypeError(f"{name} must be an integer tensor (B,), got {lengths.dtype}")
     if lengths.dim() != 1 or lengths.shape[0] != batch:
         raise ValueError(f"{name} must have shape (B,) = ({batch},), got {tuple(lengths.shape)}")
-    if lengths.device != cost.device:
-        raise ValueError(f"{name} is on {lengths.device} but cost is on {cost.device}; "
-                         "all arguments must be on one device")
+    check_same_device(lengths, cost, name, "cost")
     return lengths.long()
 
 

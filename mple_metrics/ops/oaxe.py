@@ -16,6 +16,7 @@ import math
 import torch
 from torch import Tensor
 
+from .arguments import check_same_device
 from .lap import linear_sum_assignment
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -44,9 +45,7 @@ def _check_oaxe_args(log_probs: Tensor, targets: Tensor, lengths: Tensor) -> tup
     if lengths.dim() != 1 or lengths.shape[0] != batch:
         raise ValueError(f"lengths must have shape (B,) = ({batch},), got {tuple(lengths.shape)}")
     for name, t in (("targets", targets), ("lengths", lengths)):
-        if t.device != log_probs.device:
-            raise ValueError(f"{name} is on {t.device} but log_probs is on {log_probs.device}; "
-                             "all arguments must be on one device")
+        check_same_device(t, log_probs, name, "log_probs")
     targets = targets.long()
     lengths = lengths.long()
     valid = torch.arange(width, device=targets.device) < lengths[:, None]
