@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
 
+from ..atomic_write import atomic_write_text
 from ..data import (BUNDLED_NAME, KNOWN_C_KINDS, SYNTHETIC_KINDS, TokenizerPair, load_dataset,
                     make_synthetic, resolve_dataset_path, write_dataset, write_known_c)
 
@@ -90,10 +90,7 @@ def _summary(dataset, tokenizers: TokenizerPair | None) -> dict:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def run_info(args: argparse.Namespace) -> int:

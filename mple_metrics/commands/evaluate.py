@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data import EncodedSplit, load_dataset, resolve_dataset_path
     from ..decode import translate_encoded
-    from ..train import atomic_write_text, bleu_scores, load_model, reference_nll, resolve_device
+    from ..atomic_write import atomic_write_text
+    from ..train import bleu_scores, load_model, reference_nll, resolve_device
 
     device = resolve_device(args.device)
     model, tokenizers, payload = load_model(args.ckpt, device)

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data import read_lines
     from ..decode.distill import translate_lines
-    from ..train import atomic_write_text, load_model, resolve_device
+    from ..atomic_write import atomic_write_text
+    from ..train import load_model, resolve_device
 
     device = resolve_device(args.device)
     if args.input == "-":

@@ -20,10 +20,11 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..atomic_write import atomic_write_text
 
 #: Split names, in the order commands report them.
 SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")
@@ -287,14 +288,7 @@ def _atomic_write_lines(path: Path, lines: Sequence[str]) -> None:
     for number, line in enumerate(lines, start=1):
         if "\n" in line or "\r" in line:
             raise ValueError(f"{path.name}: sentence {number} contains a line break")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.writelines(line + "\n" for line in lines)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def write_split(directory: str | os.PathLike, split: Split) -> None:

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_write import atomic_write_text
+
 from .dataset import Dataset, Split, write_dataset
 
 KNOWN_C_KINDS: tuple[str, ...] = ("iid", "deterministic", "kmodes", "mixture")
@@ -228,7 +230,5 @@ def write_known_c(out: str | os.PathLike, kind: str, m: int, k: int = 2, j: int 
         "method": "exact enumeration of the target distribution given the source",
         "mixture": mixture.to_json(),
     }
-    tmp = out / ".truth.json.tmp"
-    tmp.write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "truth.json")
+    atomic_write_text(out / "truth.json", json.dumps(truth, indent=2) + "\n")
     return truth

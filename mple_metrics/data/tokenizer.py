@@ -39,6 +39,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from ..atomic_write import atomic_write_bytes, atomic_write_text
+
 PAD_ID, BOS_ID, EOS_ID, UNK_ID, MASK_ID, BLANK_ID = 0, 1, 2, 3, 4, 5
 #: Surface forms of the special tokens, in id order.
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<s>", "</s>", "<unk>", "<mask>", "<blank>")
@@ -127,9 +129,7 @@ class Tokenizer:
         directory.mkdir(parents=True, exist_ok=True)
         config = {"kind": self.kind, "special_tokens": list(SPECIAL_TOKENS),
                   "vocab_size": self.vocab_size, **self._save_files(directory)}
-        tmp = directory / f".{_CONFIG_FILE}.tmp"
-        tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, directory / _CONFIG_FILE)
+        atomic_write_text(directory / _CONFIG_FILE, json.dumps(config, indent=2) + "\n")
         return directory
 
     def __repr__(self) -> str:
@@ -188,9 +188,7 @@ class WordTokenizer(Tokenizer):
         return self._word_to_id.get(token, UNK_ID)
 
     def _save_files(self, directory: Path) -> dict:
-        tmp = directory / ".vocab.txt.tmp"
-        tmp.write_text("".join(w + "\n" for w in self._id_to_word[NUM_SPECIAL:]), encoding="utf-8")
-        os.replace(tmp, directory / "vocab.txt")
+        atomic_write_text(directory / "vocab.txt", "".join(w + "\n" for w in self._id_to_word[NUM_SPECIAL:]))
         return {"vocab_file": "vocab.txt"}
 
     @classmethod
@@ -269,9 +267,7 @@ class SentencePieceTokenizer(Tokenizer):
         return int(self._sp.piece_to_id(token))
 
     def _save_files(self, directory: Path) -> dict:
-        tmp = directory / ".spm.model.tmp"
-        tmp.write_bytes(self._proto)
-        os.replace(tmp, directory / "spm.model")
+        atomic_write_bytes(directory / "spm.model", self._proto)
         return {"model_file": "spm.model"}
 
     @classmethod

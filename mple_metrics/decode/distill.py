@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from ..data import SPLIT_NAMES, Split, load_dataset, resolve_dataset_path, write_split
-from ..train.checkpoint import atomic_write_text, load_model
+from ..atomic_write import atomic_write_text
+from ..train.checkpoint import load_model
 from .generate import DecodeOptions, translate_encoded
 
 PARTS_DIR = ".kd_parts"

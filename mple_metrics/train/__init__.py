@@ -4,7 +4,7 @@ validation.  See docs/training.md."""
 
 from __future__ import annotations
 
-from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError, atomic_write_text,
+from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError,
                          average_checkpoints, average_state_dicts, check_state_dict, load_checkpoint,
                          load_model, load_state_dicts, restore_tokenizers, save_checkpoint,
                          tokenizer_files)
@@ -17,7 +17,7 @@ from .validation import bleu_scores, reference_nll, validate
 
 __all__ = [
     "AMP_MODES", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "DistributedContext",
-    "RESUMABLE_OVERRIDES", "TrainConfig", "Trainer", "atomic_write_text", "average_checkpoints",
+    "RESUMABLE_OVERRIDES", "TrainConfig", "Trainer", "average_checkpoints",
     "average_state_dicts", "bleu_scores", "check_state_dict", "filter_long", "inverse_sqrt_lr",
     "length_loss", "load_checkpoint", "load_model", "load_state_dicts", "reference_nll",
     "resolve_device", "restore_tokenizers", "save_checkpoint", "set_lr", "setup_distributed",

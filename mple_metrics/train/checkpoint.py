@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..atomic_write import atomic_write
 from ..data import TokenizerPair
 from ..models import ModelConfig, build_model
 
@@ -33,29 +34,9 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: corrupted, not ours, or not matching what is asked."""
 
 
-def _atomic_replace(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    _atomic_replace(Path(path), lambda handle: handle.write(text.encode("utf-8")))
-
-
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """``torch.save`` ``payload`` to ``path`` atomically (temporary file + fsync + rename)."""
-    _atomic_replace(Path(path), lambda handle: torch.save(payload, handle))
+    atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def tokenizer_files(tokenizers: TokenizerPair) -> dict[str, bytes]:

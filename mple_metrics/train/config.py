@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..models.config import MODEL_KINDS, NAT_INPUT_KINDS, PRESETS
+from ..atomic_write import atomic_write_text
+from ..models.config import MODEL_KINDS, NAT_INPUT_KINDS, PRESETS, dataclass_from_dict
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 
@@ -115,14 +116,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training config field(s): {', '.join(unknown)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "training config")
 
     def save_json(self, path: str | Path) -> None:
-        from .checkpoint import atomic_write_text
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
 
     @classmethod

@@ -33,11 +33,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import __version__
+from ..atomic_write import atomic_write_text
 from ..data import (BatchIterator, EncodedSplit, TokenizerPair, collate, load_dataset,
                     resolve_dataset_path)
 from ..decode import DecodeOptions
 from ..models import ATModel, ModelConfig, NATModel, build_model, teacher_forcing
-from .checkpoint import (CheckpointError, atomic_write_text, average_checkpoints, check_state_dict,
+from .checkpoint import (CheckpointError, average_checkpoints, check_state_dict,
                          load_checkpoint, restore_tokenizers, save_checkpoint, tokenizer_files)
 from .config import TrainConfig
 from .distributed import DistributedContext, setup_distributed
