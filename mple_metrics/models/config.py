@@ -27,6 +27,14 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
+def dataclass_from_dict(cls, values: dict[str, Any], what: str):
+    """``cls(**values)`` for a config dataclass; keys that are not fields are an error naming them."""
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {what} field(s): {', '.join(unknown)}")
+    return cls(**values)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of an encoder-decoder Transformer (pre-norm).
@@ -103,11 +111,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         """Build from a dict; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown model config field(s): {', '.join(unknown)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "model config")
 
     def replace(self, **changes: Any) -> ModelConfig:
         return replace(self, **changes)
