@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import sacrebleu
-import torch
 
 import mple_metrics.decode.distill as distill_module
 from mple_metrics.cli import main
@@ -19,13 +18,8 @@ from mple_metrics.train import Trainer, load_model
 from test_train import tiny_config, tiny_dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,8 @@ from mple_metrics.models import (ATModel, ModelConfig, NATModel, build_model, sc
 from mple_metrics.train import smoothed_token_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(kind: str, vocab: int = 30, dtype=torch.float64, seed: int = 0, **overrides) -> ATModel | NATModel:

@@ -21,13 +21,8 @@ from mple_metrics.train import (CheckpointError, TrainConfig, Trainer, average_s
                                 inverse_sqrt_lr, load_checkpoint, load_model, load_state_dicts,
                                 save_checkpoint, smoothed_token_loss)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 WORDS = "alpha beta gamma delta eps zeta eta theta iota kappa".split()

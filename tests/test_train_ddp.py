@@ -16,13 +16,8 @@ from mple_metrics.train.distributed import DistributedContext
 from test_train import tiny_config, tiny_dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _worker(rank: int, world_size: int, store: str, data: str, out: str, model: str) -> None:
