@@ -14,8 +14,8 @@ from __future__ import annotations
 from .batching import (Batch, BatchIterator, EncodedSplit, collate, pad_sequences, shard,
                        token_budget_batches)
 from .bundled import BUNDLED_NAME, bundled_corpus, load_bundled, resolve_dataset_path
-from .dataset import (SPLIT_NAMES, Dataset, Split, load_dataset, read_lines, read_tsv, write_dataset,
-                      write_split)
+from .dataset import (SPLIT_NAMES, Dataset, Split, load_dataset, read_lines, read_tsv, split_lines,
+                      write_dataset, write_split)
 from .known_c import (KNOWN_C_KINDS, PositionMixture, TotalCorrelation, kmodes_closed_form_bits,
                       make_mixture, total_correlation, write_known_c)
 from .synthetic import SYNTHETIC_KINDS, make_synthetic
@@ -27,8 +27,8 @@ __all__ = [
     "Batch", "BatchIterator", "EncodedSplit", "collate", "pad_sequences", "shard",
     "token_budget_batches",
     "BUNDLED_NAME", "bundled_corpus", "load_bundled", "resolve_dataset_path",
-    "SPLIT_NAMES", "Dataset", "Split", "load_dataset", "read_lines", "read_tsv", "write_dataset",
-    "write_split",
+    "SPLIT_NAMES", "Dataset", "Split", "load_dataset", "read_lines", "read_tsv", "split_lines",
+    "write_dataset", "write_split",
     "KNOWN_C_KINDS", "PositionMixture", "TotalCorrelation", "kmodes_closed_form_bits",
     "make_mixture", "total_correlation", "write_known_c",
     "SYNTHETIC_KINDS", "make_synthetic",

@@ -149,6 +149,16 @@ def read_lines(path: str | os.PathLike) -> list[str]:
                          f"{error.reason}); convert it to UTF-8, e.g. with iconv") from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    return split_lines(text)
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of ``text`` as sacrebleu reads a file: split at ``\\n`` only, one trailing ``\\r``
+    stripped from each line, no extra empty line after a final newline.
+
+    Unlike ``str.splitlines()``, U+2028, U+2029, form feed, ``\\x1c``-``\\x1e`` and ``\\x85`` stay
+    inside their line, so hypotheses and references never shift against each other.
+    """
     if text == "":
         return []
     lines = text.split("\n")
