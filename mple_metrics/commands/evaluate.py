@@ -2,9 +2,10 @@
 
   mple evaluate --ckpt runs/at-tiny/best.pt --data bundled --split test --beam 5 --json out.json
 
-BLEU is reported on detokenized text (sacrebleu's 13a tokenization) and on token ids, both by the
-batched BLEU kernels; NLL of the references in bits per token and per sentence (AT counts </s>;
-NAT scores at the gold length, its length term reported separately).
+BLEU is reported on detokenized text (sacrebleu's 13a tokenization, against the references as
+written in the dataset) and on token ids, both by the batched BLEU kernels; NLL of the references
+in bits per token and per sentence (AT counts </s>; NAT scores at the gold length, its length term
+reported separately).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
     if too_long:
         raise ValueError(f"split {args.split!r}: sentence {too_long[0]} ({len(too_long)} in all) is longer "
                          f"than the model's max_positions={model.config.max_positions} - 1 tokens")
-    refs = [[tokenizers.tgt.encode(r) for r in row] for row in split.refs]
     bar = None
     if not args.quiet:
         from tqdm.auto import tqdm
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     result = {"checkpoint": payload["path"], "model": payload["model_config"]["kind"], "split": args.split,
               "sentences": len(split), "decode": options.to_dict()}
-    result.update(bleu_scores(hyps, refs, tokenizers))
+    result.update(bleu_scores(hyps, split.refs, tokenizers))  # the references as written
     result.update(reference_nll(model, encoded, args.max_tokens, device))
     print(f"{result['bleu_signature']} = {result['bleu']:.2f}")
     print(f"{result['bleu_ids_signature']} = {result['bleu_ids']:.2f}")

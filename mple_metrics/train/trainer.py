@@ -122,15 +122,15 @@ class Trainer:
         self.train_batches = BatchIterator(encoded, max_tokens=c.max_tokens, max_sentences=c.max_sentences,
                                            shuffle=True, seed=c.seed, rank=self.ctx.rank,
                                            world_size=self.ctx.world_size)
-        # Validation keeps every reference of a sentence (multi-reference BLEU); the NLL scores
-        # the first one.
+        # Validation keeps every reference of a sentence as written (multi-reference BLEU on the
+        # text, never on decode(encode(reference))); the NLL scores the first one.
         valid = data[c.valid_split]
         src_ids = self.tokenizers.src.encode_batch(valid.src)
         refs_ids = [[self.tokenizers.tgt.encode(r) for r in refs] for refs in valid.refs]
         limit = c.max_positions - 1
         kept = [i for i in range(len(valid)) if 0 < len(src_ids[i]) <= limit and 0 < len(refs_ids[i][0]) <= limit]
         self.valid_encoded = EncodedSplit([src_ids[i] for i in kept], [refs_ids[i][0] for i in kept])
-        self.valid_refs = [refs_ids[i] for i in kept]
+        self.valid_refs = [list(valid.refs[i]) for i in kept]
 
     def _setup_model(self, payload: dict[str, Any] | None) -> None:
         c = self.config

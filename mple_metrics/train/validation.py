@@ -2,6 +2,11 @@
 outputs (on token ids with the batched kernels, multi-reference, with a signature; and on
 detokenized text with sacrebleu's 13a tokenization through the same kernels).
 
+Detokenized BLEU compares the decoded outputs with the references *as written in the dataset*,
+never with ``decode(encode(reference))``: a tokenizer that cannot spell a reference word (the
+``word`` tokenizer's ``<unk>``) must cost the hypothesis that word, as sacrebleu on the written
+files would.  Only the id-level BLEU uses the tokenized references.
+
 NLL conventions: AT scores ``y_1..y_T </s>`` (T+1 positions per sentence); NAT scores ``y_1..y_T``
 at the gold length T (length term reported separately), so ``nll_bits_per_token`` divides by T+1
 for AT and T for NAT.  Deterministic (the model runs in eval mode).
@@ -45,23 +50,47 @@ def reference_nll(model: ATModel | NATModel, encoded: EncodedSplit, max_tokens: 
     return result
 
 
-def bleu_scores(hypotheses: Sequence[Sequence[int]], references: Sequence[Sequence[Sequence[int]]],
+def _check_reference_text(references: Sequence[Sequence[str]], count: int) -> list[list[str]]:
+    if isinstance(references, str) or not isinstance(references, Sequence):
+        raise TypeError(f"references must be a sequence of per-sentence reference lists, got "
+                        f"{type(references).__name__}")
+    if len(references) != count:
+        raise ValueError(f"references holds {len(references)} sentences but hypotheses holds {count}")
+    rows = []
+    for i, row in enumerate(references):
+        if isinstance(row, str) or not isinstance(row, Sequence) or not all(isinstance(r, str) for r in row):
+            raise TypeError(f"references[{i}] must be a list of reference strings as written in the "
+                            f"dataset (e.g. Split.refs[{i}]), got {row!r:.80}")
+        rows.append(list(row))
+    return rows
+
+
+def bleu_scores(hypotheses: Sequence[Sequence[int]], references: Sequence[Sequence[str]],
                 tokenizers: TokenizerPair) -> dict[str, Any]:
-    """Corpus BLEU (0-100) on token ids and on detokenized text (13a), with signatures."""
-    on_ids = BLEU(tokenize="ids").corpus_score(list(hypotheses), [list(r) for r in references])
+    """Corpus BLEU (0-100) on detokenized text (13a) and on token ids, with signatures.
+
+    ``hypotheses[i]``: the output ids of sentence i; ``references[i]``: its reference strings as
+    written in the dataset (``Split.refs[i]``: the target, then the extra references).  The text
+    BLEU scores ``tokenizers.tgt.decode(hypotheses[i])`` against those strings (what sacrebleu gives
+    on the written outputs and reference files); the id BLEU scores the ids against
+    ``tokenizers.tgt.encode`` of the references.  Deterministic.
+    """
+    rows = _check_reference_text(references, len(hypotheses))
+    ref_ids = [[tokenizers.tgt.encode(r) for r in row] for row in rows]
+    on_ids = BLEU(tokenize="ids").corpus_score([list(h) for h in hypotheses], ref_ids)
     hyp_text = [tokenizers.tgt.decode(h) for h in hypotheses]
-    ref_text = [[tokenizers.tgt.decode(r) for r in refs] for refs in references]
-    on_text = BLEU(tokenize="13a").corpus_score(hyp_text, ref_text)
+    on_text = BLEU(tokenize="13a").corpus_score(hyp_text, rows)
     return {"bleu": on_text.score, "bleu_signature": str(on_text.signature),
             "bleu_ids": on_ids.score, "bleu_ids_signature": str(on_ids.signature)}
 
 
-def validate(model: ATModel | NATModel, encoded: EncodedSplit, references: Sequence[Sequence[Sequence[int]]],
+def validate(model: ATModel | NATModel, encoded: EncodedSplit, references: Sequence[Sequence[str]],
              tokenizers: TokenizerPair, max_tokens: int, device: torch.device,
              options: DecodeOptions = DecodeOptions(), bleu_max_sentences: int = 0,
              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """NLL and BLEU on a split.  ``references[i]`` are the token-id references of sentence i
-    (target first).  ``bleu_max_sentences`` > 0 decodes only the first that many sentences."""
+    """NLL and BLEU on a split.  ``references[i]`` are the reference strings of sentence i as
+    written in the dataset (target first; see :func:`bleu_scores`).  ``bleu_max_sentences`` > 0
+    decodes only the first that many sentences."""
     result: dict[str, Any] = reference_nll(model, encoded, max_tokens, device)
     count = len(encoded) if bleu_max_sentences <= 0 else min(bleu_max_sentences, len(encoded))
     hyps = translate_encoded(model, encoded.src[:count], options, max_tokens=max_tokens, device=device,
