@@ -9,13 +9,17 @@ from __future__ import annotations
 import itertools
 import math
 import secrets
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 import torch
 
 from mple_metrics.ops import linear_sum_assignment
-from mple_metrics.ops.lap import LAP_INFEASIBLE, LAP_INVALID_ENTRY, LAP_MORE_ROWS_THAN_COLS, LAP_OK
+from mple_metrics.ops.lap import (LAP_INFEASIBLE, LAP_INVALID_ENTRY, LAP_MORE_ROWS_THAN_COLS, LAP_OK,
+                                  cost_magnitude_limit)
 from mple_metrics.ops.reference.lap import assignment_cost, linear_sum_assignment_reference
 from mple_metrics.testing import FLOAT_DTYPES, cuda_usable, devices
 
@@ -254,3 +258,56 @@ def test_bad_shapes_dtypes_and_lengths(device):
     with pytest.raises(RuntimeError, match="row_lengths must have dtype Long"):
         torch.ops.mple.linear_sum_assignment(cost, torch.tensor([3, 3], dtype=torch.int32, device=device),
                                              torch.tensor([4, 4], device=device))
+
+
+def _run_isolated(code: str) -> subprocess.CompletedProcess:
+    """Runs `code` in a fresh interpreter, so a crash (SIGABRT, SIGSEGV) fails one test, not the run."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_costs_beyond_the_float64_range_are_refused_without_crashing():
+    # Finite costs whose spread exceeds DBL_MAX once corrupted the heap (free(): invalid pointer):
+    # reduced costs overflowed to inf and a column index from a failed search was written through.
+    result = _run_isolated(textwrap.dedent("""
+        import torch
+        from mple_metrics.ops import linear_sum_assignment
+        cases = [torch.tensor([[[-1e308, -1e308], [1e308, 1e308]]], dtype=torch.float64)]
+        gen = torch.Generator().manual_seed(0)
+        signs = (torch.randint(0, 2, (1024, 3, 3), generator=gen) * 2 - 1).double()
+        cases += list((signs * 1e308 * torch.rand(1024, 3, 3, generator=gen, dtype=torch.float64))
+                      .split(1))
+        refused = 0
+        for cost in cases:
+            try:
+                linear_sum_assignment(cost)
+            except ValueError as error:
+                assert "above the" in str(error) and "cost[0]" in str(error), error
+                refused += 1
+        print(refused, len(cases))
+    """))
+    assert result.returncode == 0, f"crashed or failed (rc {result.returncode}): {result.stderr[-2000:]}"
+    refused, total = map(int, result.stdout.split())
+    assert refused == total
+
+
+@pytest.mark.parametrize("device", devices())
+def test_cost_magnitude_limit_is_the_boundary(device):
+    # Entries at the limit are solved (and equal scipy); entries just above are refused by name.
+    gen, seed = fresh_generator()
+    for n, m in ((1, 1), (2, 2), (3, 5), (6, 6)):
+        limit = cost_magnitude_limit(n, m)
+        cost = (torch.rand(2, n, m, generator=gen, dtype=torch.float64) * 2 - 1) * limit
+        cost[0, 0, 0] = -limit
+        rows, cols = torch.full((2,), n), torch.full((2,), m)
+        got = linear_sum_assignment(cost.to(device))
+        assert_same_totals(cost, rows, cols, got, f"seed {seed}, {n}x{m} at the limit")
+        over = cost.clone()
+        over[1, n - 1, m - 1] = -math.nextafter(limit, math.inf)
+        with pytest.raises(ValueError, match=r"cost\[1\] has a finite entry of magnitude"):
+            linear_sum_assignment(over.to(device))
+        # +inf (forbidden) is not a magnitude; a problem needing only allowed pairs is still solved.
+        allowed = cost.clone()
+        if m > n:
+            allowed[:, :, -1] = math.inf
+            assert_same_totals(allowed, rows, cols, linear_sum_assignment(allowed.to(device)),
+                               f"seed {seed}, {n}x{m} with a forbidden column")

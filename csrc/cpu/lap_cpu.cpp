@@ -45,20 +45,24 @@ struct LapWorkspace {
         free_rows(rows), row_visited(rows), col_done(cols) {}
 };
 
-// Scans the unpadded block: kLapInvalidEntry on NaN or -inf; sets has_inf on +inf.
+// Scans the unpadded block: kLapInvalidEntry on NaN or -inf, kLapCostOutOfRange on a finite entry
+// whose magnitude could overflow the float64 duals (mple/lap.h); sets has_inf on +inf.
 template <typename scalar_t>
 int32_t scan_entries(const scalar_t* cost, int64_t row_stride, int64_t rows, int64_t cols,
                      bool& has_inf) {
   has_inf = false;
+  const double limit = lap_cost_magnitude_limit(rows, cols);
+  bool out_of_range = false;
   for (int64_t i = 0; i < rows; ++i) {
     const scalar_t* row = cost + i * row_stride;
     for (int64_t j = 0; j < cols; ++j) {
       const double c = static_cast<double>(row[j]);
       if (std::isnan(c) || c == -kInf) return kLapInvalidEntry;
       has_inf = has_inf || c == kInf;
+      out_of_range = out_of_range || (c != kInf && std::fabs(c) > limit);
     }
   }
-  return kLapOk;
+  return out_of_range ? kLapCostOutOfRange : kLapOk;
 }
 
 // Jonker-Volgenant initialisation of a square, all-finite problem: column reduction with reduction
@@ -66,6 +70,7 @@ int32_t scan_entries(const scalar_t* cost, int64_t row_stride, int64_t rows, int
 // assigned row's column minimises c[i][j] - v[j] over j, sets u[i] to that minimum (so all reduced
 // costs of assigned rows are >= 0 and 0 on their column), and returns the rows left free, in the
 // order the augmentation phase must take them.  Ties go to the smallest index (lap_lowest_two).
+// Returns -1 if a reduced cost was not finite (cannot happen after scan_entries' range check).
 template <typename scalar_t>
 int64_t jv_initialize(const scalar_t* cost, int64_t row_stride, int64_t n, LapWorkspace& ws) {
   double* u = ws.u.data();
@@ -126,6 +131,8 @@ int64_t jv_initialize(const scalar_t* cost, int64_t row_stride, int64_t n, LapWo
       const scalar_t* row = cost + i * row_stride;
       LapLowestTwo best;
       for (int64_t j = 0; j < n; ++j) best.push_ascending(static_cast<double>(row[j]) - v[j], j);
+      // Finite reduced costs (guaranteed by scan_entries' range check) always give two columns.
+      if (best.col1 >= n || best.col2 >= n) return -1;
       int64_t j1 = best.col1;
       int64_t evicted = row4col[j1];
       const double lowered = v[j1] - (best.value2 - best.value1);
@@ -254,6 +261,7 @@ int32_t solve_checked(const double* cost, int64_t row_stride, int64_t rows, int6
   int64_t num_free = rows;
   if (lap_use_jv_initialization(rows, cols, has_inf)) {
     num_free = jv_initialize(cost, row_stride, rows, ws);
+    if (num_free < 0) return kLapCostOutOfRange;
   } else {
     for (int64_t i = 0; i < rows; ++i) ws.free_rows[i] = i;
   }
@@ -272,7 +280,8 @@ template <typename scalar_t>
 int32_t solve_assignment(const scalar_t* cost, int64_t row_stride, int64_t rows, int64_t cols,
                          LapWorkspace& ws, int64_t* col_of_row) {
   bool has_inf = false;
-  if (scan_entries(cost, row_stride, rows, cols, has_inf) != kLapOk) return kLapInvalidEntry;
+  const int32_t scanned = scan_entries(cost, row_stride, rows, cols, has_inf);
+  if (scanned != kLapOk) return scanned;
   if constexpr (std::is_same_v<scalar_t, double>) {
     return solve_checked(cost, row_stride, rows, cols, has_inf, ws, col_of_row);
   } else {

@@ -35,6 +35,18 @@ LAP_INFEASIBLE = 2
 LAP_BAD_ROW_LENGTH = 3
 LAP_BAD_COL_LENGTH = 4
 LAP_MORE_ROWS_THAN_COLS = 5
+LAP_COST_OUT_OF_RANGE = 6
+
+
+def cost_magnitude_limit(rows: int, cols: int) -> float:
+    """The largest finite ``|cost|`` a rows x cols problem may hold: DBL_MAX / (16 (rows + cols + 1)^2).
+
+    Beyond it the float64 dual variables could overflow to inf (1e308 - (-1e308) is inf), so such
+    problems are refused, never solved wrongly; about 4.5e300 for 1000 x 1000.  Same value as
+    ``lap_cost_magnitude_limit`` in csrc/include/mple/lap.h.
+    """
+    span = float(rows + cols + 1)
+    return 1.79769313486231570815e308 / (16.0 * span * span)
 
 
 @torch.library.register_fake("mple::linear_sum_assignment")
@@ -70,6 +82,13 @@ def _raise_for_status(status: Tensor, cost: Tensor, row_lengths: Tensor,
     if code == LAP_INVALID_ENTRY:
         raise ValueError(f"cost[{b}] contains NaN or -inf in its unpadded {rows}x{cols} block; "
                          "use +inf for forbidden pairs")
+    if code == LAP_COST_OUT_OF_RANGE:
+        block = cost[b, :rows, :cols].detach().double()
+        finite = block[torch.isfinite(block)].abs()
+        largest = float(finite.max()) if finite.numel() else float("nan")
+        raise ValueError(f"cost[{b}] has a finite entry of magnitude {largest:.4g}, above the "
+                         f"{cost_magnitude_limit(rows, cols):.4g} a {rows}x{cols} problem allows "
+                         "(float64 dual variables could overflow); shift or rescale the costs")
     if code == LAP_INFEASIBLE:
         raise ValueError(f"cost[{b}] is infeasible: no assignment of its {rows} rows to distinct "
                          f"columns among {cols} avoids every +inf entry")
@@ -106,8 +125,8 @@ def linear_sum_assignment(
 
     Raises:
         TypeError / ValueError: wrong type, rank, dtype, device or shape; and, naming the batch
-        index, NaN or ``-inf`` entries, an infeasible problem, lengths out of range, or more rows
-        than columns.
+        index, NaN or ``-inf`` entries, a finite entry above :func:`cost_magnitude_limit`, an
+        infeasible problem, lengths out of range, or more rows than columns.
     """
     if not isinstance(cost, Tensor):
         raise TypeError(f"cost must be a torch.Tensor (B, N, M), got {type(cost).__name__}")

@@ -24,8 +24,20 @@ enum LapStatus : int32_t {
   kLapInfeasible = 2,       // no assignment avoids every +inf entry
   kLapBadRowLength = 3,     // row_lengths[b] outside [0, N]
   kLapBadColLength = 4,     // col_lengths[b] outside [0, M]
-  kLapMoreRowsThanCols = 5  // row_lengths[b] > col_lengths[b]
+  kLapMoreRowsThanCols = 5,  // row_lengths[b] > col_lengths[b]
+  kLapCostOutOfRange = 6     // a finite entry above lap_cost_magnitude_limit(rows, cols)
 };
+
+// The largest finite |cost| a rows x cols problem may hold.  The solver's float64 dual variables and
+// path lengths are sums and differences of O((rows + cols)^2) costs (the augmenting row reduction
+// lowers a column dual at most ~2 rows^2 times, each time by at most the spread of the costs), so
+// entries below DBL_MAX / (16 (rows + cols + 1)^2) can never overflow to inf and turn a comparison
+// into NaN; larger ones are refused rather than solved wrongly (1e308 - (-1e308) is inf).  About
+// 4.5e300 for a 1000 x 1000 problem, far beyond any log-probability cost.
+MPLE_HOST_DEVICE inline double lap_cost_magnitude_limit(int64_t rows, int64_t cols) {
+  const double span = static_cast<double>(rows + cols + 1);
+  return 1.79769313486231570815e308 / (16.0 * span * span);
+}
 
 // Validates one problem's lengths against the padded sizes; kLapOk if usable.
 MPLE_HOST_DEVICE inline int32_t lap_check_lengths(int64_t rows, int64_t cols, int64_t padded_rows,

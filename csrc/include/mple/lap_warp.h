@@ -120,7 +120,7 @@ MPLE_WARP_FN void reduce_lowest_two(LapLowestTwo& best) {
 }
 
 // JV initialisation (see jv_initialize in csrc/cpu/lap_cpu.cpp, which this mirrors); returns the
-// number of free rows, identical on all lanes.
+// number of free rows, identical on all lanes, or -1 if a reduced cost was not finite.
 template <typename scalar_t>
 MPLE_WARP_FN int64_t warp_jv_initialize(const scalar_t* cost, int64_t stride, int64_t n,
                                       WarpState& s, int lane) {
@@ -181,6 +181,9 @@ MPLE_WARP_FN int64_t warp_jv_initialize(const scalar_t* cost, int64_t stride, in
       LapLowestTwo best;
       for (int64_t j = lane; j < n; j += kWarpSize) best.push(static_cast<double>(row[j]) - s.v[j], j);
       reduce_lowest_two(best);
+      // Finite reduced costs (guaranteed by warp_solve's range check) always give two columns;
+      // the result is identical on all lanes, so the early return is uniform.
+      if (best.col1 >= n || best.col2 >= n) return -1;
       int64_t j1 = best.col1;
       int64_t evicted = s.row4col[j1];
       const double v_j1 = s.v[j1];
@@ -296,13 +299,16 @@ MPLE_WARP_FN int32_t warp_augment_row(const scalar_t* cost, int64_t stride, int6
 template <typename scalar_t>
 MPLE_WARP_FN int32_t warp_solve(const scalar_t* cost, int64_t stride, int64_t rows, int64_t cols,
                               WarpState& s, int lane) {
-  bool invalid = false, has_inf = false;
+  bool invalid = false, has_inf = false, out_of_range = false;
+  const double limit = lap_cost_magnitude_limit(rows, cols);
   for (int64_t k = lane; k < rows * cols; k += kWarpSize) {
     const double c = static_cast<double>(cost[(k / cols) * stride + k % cols]);
     invalid = invalid || c != c || c == -INFINITY;  // c != c: NaN
     has_inf = has_inf || c == INFINITY;
+    out_of_range = out_of_range || (c != INFINITY && fabs(c) > limit);
   }
   if (warp_any(invalid)) return kLapInvalidEntry;
+  if (warp_any(out_of_range)) return kLapCostOutOfRange;
   has_inf = warp_any(has_inf);
 
   for (int64_t r = lane; r < rows; r += kWarpSize) {
@@ -317,6 +323,7 @@ MPLE_WARP_FN int32_t warp_solve(const scalar_t* cost, int64_t stride, int64_t ro
   int64_t num_free = rows;
   if (lap_use_jv_initialization(rows, cols, has_inf)) {
     num_free = warp_jv_initialize(cost, stride, rows, s, lane);
+    if (num_free < 0) return kLapCostOutOfRange;
   } else {
     for (int64_t r = lane; r < rows; r += kWarpSize) s.free_rows[r] = static_cast<int>(r);
     warp_sync();
