@@ -8,11 +8,18 @@ import itertools
 import json
 import math
 
+import re
+
 import numpy as np
 import pytest
+from sacrebleu.metrics.bleu import BLEU as SacreBLEU
 
-from mple_metrics.data import (PositionMixture, kmodes_closed_form_bits, load_dataset, make_mixture,
-                               total_correlation, write_known_c)
+from mple_metrics.data import (KNOWN_C_KINDS, PositionMixture, TokenizerPair, kmodes_closed_form_bits,
+                               load_dataset, make_mixture, total_correlation, write_known_c)
+from mple_metrics.data.tokenizer import NUM_SPECIAL
+from mple_metrics.train import bleu_scores
+
+TARGET_WORD = re.compile(r"t(0|[1-9][0-9]*)v(0|[1-9][0-9]*)")
 
 
 def brute_force_c(weights, probs) -> float:
@@ -91,7 +98,7 @@ def test_enumeration_limit_and_validation():
 
 def _plugin_c(targets: list[str]) -> float:
     """Plug-in estimate of sum_m H(v_m) - H(V) from the variant suffixes of written targets."""
-    variants = [tuple(w.rsplit("_", 1)[1] for w in t.split()) for t in targets]
+    variants = [tuple(TARGET_WORD.fullmatch(w).group(2) for w in t.split()) for t in targets]
     n = len(variants)
 
     def entropy(counter):
@@ -114,8 +121,75 @@ def test_written_dataset_follows_its_truth(tmp_path, kind, k, m, j):
     for src, tgt in zip(data.train.src, data.train.tgt):
         s_words, t_words = src.split(), tgt.split()
         assert len(s_words) == len(t_words) == m
-        assert all(t.split("_")[0] == "t" + s[1:] for s, t in zip(s_words, t_words))
+        assert all(TARGET_WORD.fullmatch(t).group(1) == s[1:] for s, t in zip(s_words, t_words))
     # The sample's plug-in C approaches the exact C (plug-in bias is O(support / n)).
     assert _plugin_c(data.train.tgt) == pytest.approx(truth["c_bits_per_sentence"], abs=0.06)
     if kind == "kmodes":
         assert truth["closed_form_bits_per_sentence"] == pytest.approx(truth["c_bits_per_sentence"])
+
+
+# BLEU tokenizations that split text into words (char, and the spm/mecab/zh ones, are not asked to
+# keep a synthetic word whole).
+WORD_TOKENIZERS = ("13a", "intl", "none")
+
+
+@pytest.fixture(scope="module")
+def every_kind(tmp_path_factory):
+    """One small dataset of every kind, with many source words and variants (multi-digit ids)."""
+    root = tmp_path_factory.mktemp("known_c_words")
+    settings = {"iid": dict(j=12), "deterministic": {}, "kmodes": dict(k=11), "mixture": dict(k=3, j=12)}
+    datasets = {}
+    for kind in KNOWN_C_KINDS:
+        write_known_c(root / kind, kind, m=5, n_train=400, n_valid=40, n_test=40, n_source_words=120,
+                      seed=2, **settings[kind])
+        datasets[kind] = load_dataset(root / kind)
+    return datasets
+
+
+def test_every_word_is_one_token_for_every_bleu_tokenization(every_kind):
+    tokenizers = {name: SacreBLEU(tokenize=name).tokenizer for name in WORD_TOKENIZERS}
+    parsed = {}
+    for kind, data in every_kind.items():
+        words = {w for split in data.values() for line in split.src + split.tgt for w in line.split()}
+        assert any(len(w) >= 5 for w in words)  # multi-digit source words and variants occur
+        for word in words:
+            assert word.isascii() and word.isalnum(), word
+            for name, tokenize in tokenizers.items():
+                assert tokenize(word) == word, (kind, name, word)
+        # A target word names its (source word, variant) pair unambiguously: t1v23 != t12v3.
+        for split in data.values():
+            for src, tgt in zip(split.src, split.tgt):
+                for s, t in zip(src.split(), tgt.split()):
+                    match = TARGET_WORD.fullmatch(t)
+                    assert match and match.group(1) == s[1:], (s, t)
+                    parsed.setdefault(t, (int(match.group(1)), int(match.group(2))))
+    assert len(set(parsed.values())) == len(parsed)
+    # Whole sentences tokenize to their words.
+    for data in every_kind.values():
+        for line in data.test.tgt + data.test.src:
+            for tokenize in tokenizers.values():
+                assert tokenize(line).split() == line.split()
+
+
+@pytest.mark.parametrize("kind", ["kmodes", "mixture"])
+def test_detokenized_bleu_equals_id_bleu_on_random_outputs(every_kind, kind, rng):
+    data = every_kind[kind]
+    # Every word of every split in the vocabulary, so the references round-trip (no <unk>).
+    pair = TokenizerPair.train([t for split in data.values() for t in split.src],
+                               [t for split in data.values() for t in split.tgt], kind="word",
+                               vocab_size=None)
+    refs = data.test.refs
+    assert all(pair.tgt.decode(pair.tgt.encode(r)) == r for row in refs for r in row)
+    target_ids = sorted({i for row in refs for r in row for i in pair.tgt.encode(r)})
+    for _ in range(3):
+        # Random outputs, but near the references so that higher-order n-grams match too.
+        hyps = []
+        for row in refs:
+            ids = pair.tgt.encode(row[0])
+            keep = rng.random(len(ids)) < 0.6
+            hyp = [i if k else int(rng.choice(target_ids)) for i, k in zip(ids, keep)]
+            hyps.append(hyp[: int(rng.integers(1, len(hyp) + 2))])
+        result = bleu_scores(hyps, refs, pair)
+        assert result["bleu_ids"] > 1.0
+        assert result["bleu"] == pytest.approx(result["bleu_ids"], abs=1e-9)
+        assert all(i >= NUM_SPECIAL for h in hyps for i in h)

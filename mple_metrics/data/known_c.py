@@ -2,8 +2,8 @@
 
 Every target here is generated position by position from the source: the source is ``M`` words
 ``s<a_1> ... s<a_M>`` (drawn uniformly from ``n_source_words`` words) and target word ``m`` is
-``t<a_m>_<v_m>``, where the "variant" sequence ``V = (v_1, ..., v_M)`` is drawn, independently of the
-source, from a **finite mixture of per-position distributions**::
+``t<a_m>v<v_m>`` (e.g. ``t12v3``), where the "variant" sequence ``V = (v_1, ..., v_M)`` is drawn,
+independently of the source, from a **finite mixture of per-position distributions**::
 
     P(V = v) = sum_k  w_k  prod_m  p_k,m(v_m)        (K components, J variants per position)
 
@@ -24,6 +24,11 @@ cases with closed forms (used as checks):
 "Per token" values divide by M, the number of target words (an end-of-sentence token is
 deterministic and adds nothing to C).  C depends on what a token is: read these datasets with the
 ``word`` tokenizer.
+
+Words are ASCII letters and digits only (:func:`source_word`, :func:`target_word`): the letter
+``v`` separates the source-word number from the variant, so ``t1v23`` and ``t12v3`` are different
+words, and every word-level BLEU tokenization (sacrebleu's ``13a``, ``intl``, ``none``) sees one
+token per word, so BLEU on the detokenized text equals BLEU on the word ids.
 """
 
 from __future__ import annotations
@@ -185,17 +190,28 @@ def make_mixture(kind: str, m: int, k: int = 2, j: int = 2, seed: int = 0,
     raise ValueError(f"kind must be one of {KNOWN_C_KINDS}, got {kind!r}")
 
 
+def source_word(a: int) -> str:
+    """Source word number ``a``: ``s<a>`` (``s7``)."""
+    return f"s{a}"
+
+
+def target_word(a: int, v: int) -> str:
+    """Target word of source word ``a`` in variant ``v``: ``t<a>v<v>`` (``t7v2``); letters and digits
+    only, one token for every word-level BLEU tokenization, and one word per ``(a, v)``."""
+    return f"t{a}v{v}"
+
+
 def sample_split(name: str, mixture: PositionMixture, n: int, n_source_words: int,
                  rng: np.random.Generator) -> Split:
-    """``n`` sentence pairs: source ``s<a_1> .. s<a_M>``, target ``t<a_m>_<v_m>``."""
+    """``n`` sentence pairs: source ``s<a_1> .. s<a_M>``, target ``t<a_1>v<v_1> .. t<a_M>v<v_M>``."""
     if n < 1:
         raise ValueError(f"split {name!r} needs at least 1 sentence, got {n}")
     if n_source_words < 1:
         raise ValueError(f"n_source_words must be >= 1, got {n_source_words}")
     sources = rng.integers(0, n_source_words, size=(n, mixture.length))
     variants = mixture.sample(n, rng)
-    src = [" ".join(f"s{a}" for a in row) for row in sources.tolist()]
-    tgt = [" ".join(f"t{a}_{v}" for a, v in zip(a_row, v_row))
+    src = [" ".join(source_word(a) for a in row) for row in sources.tolist()]
+    tgt = [" ".join(target_word(a, v) for a, v in zip(a_row, v_row))
            for a_row, v_row in zip(sources.tolist(), variants.tolist())]
     return Split(name, src, tgt)
 
