@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def test_config_validation_and_json_round_trip(tmp_path):
     assert TrainConfig.load_json(tmp_path / "c.json") == config
     with pytest.raises(ValueError, match="model must be one of"):
         TrainConfig(model="rnn")
-    with pytest.raises(ValueError, match="label_smoothing"):
+    with pytest.raises(ValueError, match="--label-smoothing must lie in"):
         TrainConfig(label_smoothing=1.0)
     with pytest.raises(ValueError, match="unknown training config field"):
         TrainConfig.from_dict({"learning_rate": 1})
@@ -263,3 +264,70 @@ def test_cuda_decoding_matches_cpu_decoding():
             a = nat_argmax(cpu, src, lengths, length_beam=3)
             b = nat_argmax(gpu, src.cuda(), lengths.cuda(), length_beam=3)
             assert a.tokens == b.tokens
+
+
+def _logged(run: Path, key: str = "step") -> list:
+    return [json.loads(line)[key] for line in (run / "train.jsonl").read_text().splitlines()]
+
+
+def test_run_killed_before_its_first_checkpoint_resumes_or_reruns_without_duplicate_logs(data_dir, tmp_path,
+                                                                                        monkeypatch):
+    """4 updates per epoch, the first checkpoint at the end of the first epoch: a kill before
+    update 4 leaves config.json and three log lines but no last.pt."""
+    settings = dict(max_steps=6, valid_every_steps=0)
+    Trainer(tiny_config(data_dir, tmp_path / "straight", **settings)).train()
+    real_step = Trainer.train_step
+
+    def killed_at_update_4(self, batches):
+        if self.progress.step == 3:
+            raise KeyboardInterrupt
+        return real_step(self, batches)
+
+    for how in ("resume", "rerun"):
+        run = tmp_path / how
+        with monkeypatch.context() as patch:
+            patch.setattr(Trainer, "train_step", killed_at_update_4)
+            with pytest.raises(KeyboardInterrupt):
+                Trainer(tiny_config(data_dir, run, **settings)).train()
+        assert not (run / "last.pt").exists() and _logged(run) == [1, 2, 3]
+        with open(run / "train.jsonl", "a") as log:
+            log.write('{"step": 4, "epo')  # a line the kill cut short
+        if how == "resume":
+            with pytest.raises(ValueError, match="started with other settings: lr: run has 0.003, now 0.001"):
+                Trainer(tiny_config(data_dir, run, resume=True, **{**settings, "lr": 1e-3}))
+        Trainer(tiny_config(data_dir, run, resume=how == "resume", **settings)).train()
+        assert _logged(run) == list(range(1, 7))
+        assert _logged(run, "loss_bits_per_token") == _logged(tmp_path / "straight", "loss_bits_per_token")
+        assert [json.loads(x)["step"] for x in (run / "valid.jsonl").read_text().splitlines()] == [4, 6]
+        a, b = _params(run / "last.pt"), _params(tmp_path / "straight" / "last.pt")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_moved_or_copied_run_directory_resumes_where_it_is(data_dir, tmp_path):
+    Trainer(tiny_config(data_dir, tmp_path / "straight", max_steps=7)).train()
+    Trainer(tiny_config(data_dir, tmp_path / "first", max_steps=4)).train()
+    shutil.copytree(tmp_path / "first", tmp_path / "copy")
+    shutil.move(tmp_path / "first", tmp_path / "moved")
+    for name in ("copy", "moved"):
+        run = tmp_path / name
+        Trainer(tiny_config(data_dir, run, max_steps=7, resume=True)).train()
+        a, b = _params(run / "last.pt"), _params(tmp_path / "straight" / "last.pt")
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+        assert TrainConfig.load_json(run / "config.json").out == str(run)
+        assert load_checkpoint(run / "last.pt")["train_config"]["out"] == str(run)
+    assert _logged(tmp_path / "copy") == _logged(tmp_path / "straight") == list(range(1, 8))
+
+
+def test_resume_removes_temporary_files_left_by_killed_writes(data_dir, tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny_config(data_dir, run, max_steps=3)).train()
+    tokenizer_dir = next(p for p in (run / "tokenizer").iterdir() if p.is_dir())
+    orphans = [run / ".last.pt.k3j_a9zq.tmp", run / ".train.jsonl.abcdefgh.tmp",
+               tokenizer_dir / ".tokenizer.json.0123abcd.tmp"]
+    others = [run / "notes.tmp", run / ".hidden.tmp", run / "my.last.pt.abcdefgh.tmp"]  # not atomic-write names
+    for path in orphans + others:
+        path.write_bytes(b"x" * 1000)
+    Trainer(tiny_config(data_dir, run, max_steps=4, resume=True)).train()
+    assert [p for p in orphans if p.exists()] == []
+    assert all(p.exists() for p in others)
+    assert not list(run.rglob(".*.????????.tmp"))

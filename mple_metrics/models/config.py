@@ -13,6 +13,7 @@ base     512   6+6     8      2048   (the paper's Transformer-base)
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -81,15 +82,19 @@ class ModelConfig:
         for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "n_heads", "ffn_dim",
                      "encoder_layers", "decoder_layers", "max_positions", "max_length_offset"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         for name in ("dropout", "attention_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
-        if self.soft_copy_tau <= 0:
-            raise ValueError(f"soft_copy_tau must be > 0, got {self.soft_copy_tau}")
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        tau = self.soft_copy_tau
+        if not isinstance(tau, (int, float)) or isinstance(tau, bool) or not (math.isfinite(tau) and tau > 0):
+            raise ValueError(f"soft_copy_tau must be a finite number > 0, got {tau!r}")
+        if not isinstance(self.share_embeddings, bool):
+            raise ValueError(f"share_embeddings must be True or False, got {self.share_embeddings!r}")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise ValueError(f"share_embeddings needs equal vocabularies, got src_vocab_size="
                              f"{self.src_vocab_size} and tgt_vocab_size={self.tgt_vocab_size}")

@@ -5,21 +5,23 @@ validation.  See docs/training.md."""
 from __future__ import annotations
 
 from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError,
-                         average_checkpoints, average_state_dicts, check_state_dict, load_checkpoint,
-                         load_model, load_state_dicts, restore_tokenizers, save_checkpoint,
-                         tokenizer_files)
+                         NonFiniteCheckpointWarning, average_checkpoints, average_state_dicts,
+                         check_state_dict, load_checkpoint, load_model, load_state_dicts,
+                         nonfinite_entries, restore_tokenizers, save_checkpoint, tokenizer_files)
 from .config import AMP_MODES, RESUMABLE_OVERRIDES, TrainConfig
 from .distributed import DistributedContext, resolve_device, setup_distributed
 from .losses import length_loss, smoothed_token_loss
 from .schedule import inverse_sqrt_lr, set_lr
-from .trainer import Trainer, filter_long, train
+from .trainer import Trainer, TrainingDivergedError, filter_long, train
 from .validation import bleu_scores, reference_nll, validate
 
 __all__ = [
     "AMP_MODES", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "DistributedContext",
-    "RESUMABLE_OVERRIDES", "TrainConfig", "Trainer", "average_checkpoints",
+    "NonFiniteCheckpointWarning", "RESUMABLE_OVERRIDES", "TrainConfig", "Trainer",
+    "TrainingDivergedError", "average_checkpoints",
     "average_state_dicts", "bleu_scores", "check_state_dict", "filter_long", "inverse_sqrt_lr",
-    "length_loss", "load_checkpoint", "load_model", "load_state_dicts", "reference_nll",
+    "length_loss", "load_checkpoint", "load_model", "load_state_dicts", "nonfinite_entries",
+    "reference_nll",
     "resolve_device", "restore_tokenizers", "save_checkpoint", "set_lr", "setup_distributed",
     "smoothed_token_loss", "tokenizer_files", "train", "validate",
 ]

@@ -9,12 +9,16 @@ A checkpoint is a ``torch.save`` dict (loaded with ``weights_only=True``)::
     optimizer, scaler: state dicts or None   rng: {"torch": ByteTensor, "cuda": [ByteTensor] or None}
     progress: {step, epoch, batches_in_epoch, tokens}   metrics: last validation (or {})
     best: {nll, step, bad_validations, top: [[nll, step, file], ...]}
+
+Weights that are NaN or infinite load with a :class:`NonFiniteCheckpointWarning` naming them (the
+trainer refuses to resume from such a checkpoint: ``nonfinite="error"``).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +32,22 @@ from ..models import ModelConfig, build_model
 CHECKPOINT_FORMAT = "mple_metrics.checkpoint"
 CHECKPOINT_VERSION = 1
 REQUIRED_KEYS: tuple[str, ...] = ("format", "version", "model_config", "train_config", "model", "tokenizer")
+NONFINITE_POLICIES: tuple[str, ...] = ("warn", "error", "ignore")
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: corrupted, not ours, or not matching what is asked."""
+
+
+class NonFiniteCheckpointWarning(UserWarning):
+    """A checkpoint whose weights hold NaN or infinite values (a diverged model)."""
+
+
+def nonfinite_entries(state: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold a NaN or an infinity."""
+    return [name for name, value in state.items()
+            if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex())
+            and not bool(torch.isfinite(value).all())]
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
@@ -58,14 +74,22 @@ def restore_tokenizers(files: dict[str, bytes]) -> TokenizerPair:
         return TokenizerPair.load(tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    nonfinite: str = "warn") -> dict[str, Any]:
     """Load and validate a checkpoint.
+
+    ``nonfinite``: what NaN/inf model weights lead to -- ``"warn"`` (a
+    :class:`NonFiniteCheckpointWarning` naming the file and the tensors), ``"error"`` (a
+    :class:`CheckpointError`) or ``"ignore"``.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError (a ValueError): unreadable/truncated file, not an mple_metrics checkpoint,
-            an unsupported version, or missing entries (named).
+        CheckpointError (a ValueError): empty, unreadable or truncated file, not an mple_metrics
+            checkpoint, an unsupported version, missing entries (named), or non-finite weights
+            with ``nonfinite="error"``.
     """
+    if nonfinite not in NONFINITE_POLICIES:
+        raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
     path = Path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -76,12 +100,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             raise FileNotFoundError(f"no checkpoint in run directory {path} (expected best.pt or last.pt)")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    advice = "use another checkpoint (e.g. best.pt or a step*.pt file)"
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes) and cannot be read; {advice}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for damaged zip/pickle data
+        detail = (str(error).strip().splitlines() or [""])[0][:200]
+        reason = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
         raise CheckpointError(f"checkpoint {path} is corrupted or truncated and cannot be read "
-                              f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); use "
-                              f"another checkpoint (e.g. best.pt or a step*.pt file)") from None
+                              f"({reason}); {advice}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an mple_metrics checkpoint (no format="
                               f"{CHECKPOINT_FORMAT!r} entry)")
@@ -91,6 +119,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [key for key in REQUIRED_KEYS if key not in payload]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks the entries {', '.join(missing)}")
+    if not isinstance(payload["model"], dict):
+        raise CheckpointError(f"checkpoint {path}: its model entry is not a state dict")
+    if nonfinite != "ignore":
+        bad = nonfinite_entries(payload["model"])
+        if bad:
+            names = f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}"
+            message = (f"checkpoint {path} has NaN or infinite weights in {len(bad)} tensor(s) ({names}): "
+                       f"the model diverged")
+            if nonfinite == "error":
+                raise CheckpointError(message)
+            warnings.warn(message, NonFiniteCheckpointWarning, stacklevel=2)
     payload["path"] = str(path)
     return payload
 

@@ -4,20 +4,59 @@ and inside it."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..atomic_write import atomic_write_text
-from ..models.config import MODEL_KINDS, NAT_INPUT_KINDS, PRESETS, dataclass_from_dict
+from ..data import TOKENIZER_KINDS
+from ..models.config import MODEL_KINDS, NAT_INPUT_KINDS, PRESETS, ModelConfig, dataclass_from_dict
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 
 #: Settings that may differ when a run is resumed (they do not change what a step computes).
+#: ``out`` is where the run is now: a moved or copied run directory resumes.
 RESUMABLE_OVERRIDES: frozenset[str] = frozenset({
     "max_steps", "max_epochs", "quiet", "log_every", "patience", "save_every_steps", "resume",
-    "valid_bleu_max_sentences", "device",
+    "valid_bleu_max_sentences", "device", "out",
 })
+
+#: Fields that ``mple train`` does not expose as options (errors name the field, not an option).
+API_ONLY_FIELDS: frozenset[str] = frozenset({
+    "model_overrides", "betas", "adam_eps", "warmup_init_lr", "train_split", "valid_split",
+})
+
+#: ModelConfig fields that a named training option sets (``model_overrides`` may not contradict
+#: them) and the fields the tokenizer determines (``model_overrides`` may not set them).
+NAMED_MODEL_FIELDS: dict[str, str] = {"kind": "model", "dropout": "dropout", "nat_input": "nat_input",
+                                      "max_positions": "max_positions"}
+TOKENIZER_MODEL_FIELDS: frozenset[str] = frozenset({"src_vocab_size", "tgt_vocab_size"})
+
+_INT_RANGES: dict[str, int] = {  # integer settings: the smallest allowed value
+    "vocab_size": 1, "max_positions": 2, "warmup_steps": 0, "update_freq": 1, "max_tokens": 1,
+    "max_steps": 0, "max_epochs": 1, "valid_every_steps": 0, "valid_bleu_max_sentences": 0,
+    "valid_beam": 1, "patience": 0, "keep_best": 1, "save_every_steps": 0, "log_every": 1,
+}
+_FLOAT_RANGES: dict[str, tuple[float, bool]] = {  # float settings: (bound, bound allowed) from below
+    "lr": (0.0, False), "warmup_init_lr": (0.0, True), "adam_eps": (0.0, False),
+    "weight_decay": (0.0, True), "clip_norm": (0.0, True), "length_loss_weight": (0.0, True),
+}
+_UNIT_INTERVAL: tuple[str, ...] = ("label_smoothing", "dropout")  # [0, 1)
+MAX_SEED = 2 ** 63
+
+
+def option_name(name: str) -> str:
+    """How an error names the setting ``name``: its ``mple train`` option, else the field."""
+    return name if name in API_ONLY_FIELDS else "--" + name.replace("_", "-")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -80,34 +119,62 @@ class TrainConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)  # JSON gives a list
-        if self.model not in MODEL_KINDS:
-            raise ValueError(f"model must be one of {MODEL_KINDS}, got {self.model!r}")
-        if self.size not in PRESETS:
-            raise ValueError(f"size must be one of {tuple(PRESETS)}, got {self.size!r}")
-        if self.nat_input not in NAT_INPUT_KINDS:
-            raise ValueError(f"nat_input must be one of {NAT_INPUT_KINDS}, got {self.nat_input!r}")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
-        positive = ("lr", "max_tokens", "update_freq", "max_epochs", "log_every", "keep_best",
-                    "valid_beam", "max_positions", "vocab_size")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        non_negative = ("warmup_steps", "warmup_init_lr", "weight_decay", "clip_norm", "max_steps",
-                        "valid_every_steps", "valid_bleu_max_sentences", "patience",
-                        "save_every_steps", "length_loss_weight")
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
-        if self.max_sentences is not None and self.max_sentences < 1:
-            raise ValueError(f"max_sentences must be >= 1, got {self.max_sentences}")
+        """Checks every setting: choices, integers and their ranges, floats finite and in range,
+        and ``model_overrides`` (valid ModelConfig fields, not contradicting a named option).
+        Errors are ValueErrors naming the option, e.g. ``--lr must be a finite number > 0, got inf``."""
+        if isinstance(self.betas, (list, tuple)):
+            self.betas = tuple(self.betas)  # JSON gives a list
+        for name, choices in (("model", MODEL_KINDS), ("size", tuple(PRESETS)),
+                              ("nat_input", NAT_INPUT_KINDS), ("amp", AMP_MODES),
+                              ("tokenizer_kind", TOKENIZER_KINDS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{option_name(name)} must be one of {choices}, got {getattr(self, name)!r}")
+        for name, low in _INT_RANGES.items():
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ValueError(f"{option_name(name)} must be an integer >= {low}, got {value!r}")
+        if self.max_sentences is not None and (not _is_int(self.max_sentences) or self.max_sentences < 1):
+            raise ValueError(f"--max-sentences must be an integer >= 1 (or unset), got {self.max_sentences!r}")
+        if not _is_int(self.seed) or not 0 <= self.seed < MAX_SEED:
+            raise ValueError(f"--seed must be an integer in [0, 2**63), got {self.seed!r}")
+        for name, (low, inclusive) in _FLOAT_RANGES.items():
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value < low or (value == low and not inclusive):
+                raise ValueError(f"{option_name(name)} must be a finite number {'>=' if inclusive else '>'} "
+                                 f"{low:g}, got {value!r}")
+        for name in _UNIT_INTERVAL:
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 <= value < 1.0:
+                raise ValueError(f"{option_name(name)} must lie in [0, 1), got {value!r}")
+        if (not isinstance(self.betas, tuple) or len(self.betas) != 2
+                or not all(_is_number(b) and 0.0 <= b < 1.0 for b in self.betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        for name in ("quiet", "resume"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{option_name(name)} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.model_overrides, dict):
             raise TypeError("model_overrides must be a dict of ModelConfig fields")
+        self._check_model_overrides()
+
+    def _check_model_overrides(self) -> None:
+        """``model_overrides`` name ModelConfig fields with valid values and agree with the named
+        options (``--model-arg kind=at --model nat`` is refused, not trained as an AT)."""
+        for key, value in self.model_overrides.items():
+            if key in NAMED_MODEL_FIELDS:
+                named = NAMED_MODEL_FIELDS[key]
+                if value != getattr(self, named):
+                    raise ValueError(f"--model-arg {key}={value!r} contradicts {option_name(named)} "
+                                     f"{getattr(self, named)!r}; set it with {option_name(named)} only")
+            elif key in TOKENIZER_MODEL_FIELDS:
+                raise ValueError(f"--model-arg {key} cannot be set: the vocabulary sizes are the "
+                                 f"tokenizer's (choose them with --vocab-size or --tokenizer)")
+        values = {"kind": self.model, "dropout": self.dropout, "nat_input": self.nat_input,
+                  "max_positions": self.max_positions, **self.model_overrides}
+        values.setdefault("share_embeddings", False)  # the tokenizer decides; not known yet
+        try:
+            ModelConfig.preset(self.size, **values)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"--model-arg: {error}") from None
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)

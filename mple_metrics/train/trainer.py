@@ -16,6 +16,15 @@ resumed run repeats the uninterrupted run's updates bit for bit (same device and
 DDP parity: the loss of an update is divided by the token count summed over its micro-batches and
 ranks, so N processes with update_freq u train exactly like one process with update_freq N*u on
 the same batches (up to floating-point summation order).
+
+Resuming: ``resume=True`` continues from ``last.pt``; in a run directory that has no checkpoint yet
+(killed before its first one) it starts from step 0 with the saved settings checked.  The run
+directory is where the run is now (a moved or copied one resumes).  A run that does not resume
+starts its logs afresh.  Temporary files that killed atomic writes left behind are removed.
+Divergence: a NaN or infinite loss (or gradient norm, where clipping computes it) stops training
+with :class:`TrainingDivergedError` naming the update, before the update is applied, so no
+checkpoint holds the diverged weights.  With fp16 AMP only the forward loss is checked: overflowing
+scaled gradients are the GradScaler's to skip.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +43,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import __version__
-from ..atomic_write import atomic_write_text
+from ..atomic_write import atomic_write_text, remove_orphan_temporaries
 from ..data import (BatchIterator, EncodedSplit, TokenizerPair, collate, load_dataset,
                     resolve_dataset_path)
 from ..decode import DecodeOptions
@@ -47,6 +57,11 @@ from .schedule import inverse_sqrt_lr, set_lr
 from .validation import validate
 
 LN2 = math.log(2.0)
+
+
+class TrainingDivergedError(FloatingPointError, ValueError):
+    """The loss (or gradient norm) of an update became NaN or infinite; raised before the update
+    is applied.  A ValueError too: the usual cause is a setting (learning rate, loss weight)."""
 
 
 def filter_long(encoded: EncodedSplit, max_length: int) -> tuple[EncodedSplit, int]:
@@ -95,8 +110,25 @@ class Trainer:
                                  f"it or choose another --out")
             return None
         if not last.exists():
-            raise FileNotFoundError(f"--resume: no {last} to resume from")
-        payload = load_checkpoint(last)
+            saved_config = self.out / "config.json"
+            if not saved_config.is_file():
+                raise FileNotFoundError(f"--resume: no {last} to resume from (and no run was started "
+                                        f"in {self.out}: no config.json)")
+            # Killed before its first checkpoint: nothing to restore, so start from step 0, with
+            # the settings of the run that was started there.
+            try:
+                saved = TrainConfig.load_json(saved_config)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"--resume: {saved_config} is not a valid training config ({error})") from None
+            differences = self.config.resume_differences(saved)
+            if differences:
+                raise ValueError(f"--resume: the run in {self.out} was started with other settings: "
+                                 f"{'; '.join(differences)}")
+            if self.ctx.is_main and not self.config.quiet:
+                print(f"--resume: {self.out} has no checkpoint yet (killed before its first one); "
+                      f"starting from step 0", file=sys.stderr)
+            return None
+        payload = load_checkpoint(last, nonfinite="error")
         saved = TrainConfig.from_dict(payload["train_config"])
         differences = self.config.resume_differences(saved)
         if differences:
@@ -187,11 +219,20 @@ class Trainer:
             self._truncate_log("train.jsonl")
 
     def _truncate_log(self, name: str) -> None:
+        """Keep the log lines of updates up to the restored one (a line cut short by a kill is
+        dropped); a run that starts at step 0 starts its logs afresh."""
         path = self.out / name
         if path.exists():
-            lines = [line for line in path.read_text(encoding="utf-8").splitlines()
-                     if line.strip() and json.loads(line)["step"] <= self.progress.step]
-            atomic_write_text(path, "".join(line + "\n" for line in lines))
+            kept = []
+            for line in path.read_text(encoding="utf-8").split("\n"):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("step"), int) \
+                        and record["step"] <= self.progress.step:
+                    kept.append(line)
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     # ------------------------------------------------------------------ one update
     def _losses(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -218,6 +259,7 @@ class Trainer:
         positions, sentences = self.ctx.all_reduce_sum(counts).tolist()
         scale = float(self.ctx.world_size)  # DDP averages gradients over ranks; undo it
         loss_sum = torch.zeros((), device=self.device)
+        objective = torch.zeros((), dtype=torch.float64, device=self.device)
         for i, batch in enumerate(batches):
             sync = not self.ctx.distributed or i == len(batches) - 1
             with (contextlib.nullcontext() if sync else self.model.no_sync()), self._autocast():
@@ -228,10 +270,13 @@ class Trainer:
                 loss = loss * scale
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             loss_sum += token_loss.detach()
+            objective += loss.detach().double()
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
+        grad_norm = None
         if c.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), c.clip_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), c.clip_norm)
+        self._check_finite(objective, grad_norm if self.scaler is None else None)
         set_lr(self.optimizer, inverse_sqrt_lr(self.progress.step + 1, c.lr, c.warmup_steps, c.warmup_init_lr))
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
@@ -242,6 +287,27 @@ class Trainer:
         self.progress.step += 1
         self.progress.tokens += int(positions)
         return loss_sum
+
+    def _check_finite(self, objective: torch.Tensor, grad_norm: torch.Tensor | None) -> None:
+        """Raise :class:`TrainingDivergedError` (on every rank alike) when this update's loss or
+        gradient norm is not finite; called before the optimizer applies the update."""
+        checks = [torch.isfinite(objective)]
+        if grad_norm is not None:
+            checks.append(torch.isfinite(grad_norm))
+        bad = (~torch.stack(checks)).double()
+        if not bool(self.ctx.all_reduce_sum(bad).any()):
+            return
+        c = self.config
+        if not bool(torch.isfinite(objective)):
+            what = f"its loss is {objective.item()}"
+        elif grad_norm is not None and not bool(torch.isfinite(grad_norm)):
+            what = f"its gradient norm is {grad_norm.item()}"
+        else:
+            what = "its loss is not finite on another process"
+        raise TrainingDivergedError(
+            f"training diverged at update {self.progress.step + 1}: {what}; stopped before applying it "
+            f"(the checkpoints keep the last finite weights). Lower --lr (now {c.lr:g}) or "
+            f"--length-loss-weight, or keep --clip-norm > 0")
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -333,6 +399,11 @@ class Trainer:
         c = self.config
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            remove_orphan_temporaries(self.out)  # left by writes a kill interrupted
+            remove_orphan_temporaries(self.out / "tokenizer", recursive=True)
+            if self.progress.step == 0:  # a new run, or one killed before its first checkpoint
+                self._truncate_log("valid.jsonl")
+                self._truncate_log("train.jsonl")
             c.save_json(self.out / "config.json")
             self.tokenizers.save(self.out / "tokenizer")
         self._tokenizer_files = tokenizer_files(self.tokenizers)
