@@ -4,7 +4,9 @@
 
 Translates the sources of every split (train, valid, test) and writes a dataset directory whose
 targets are the teacher's outputs; originals are kept as {split}.raw.tgt / .raw.refN.  Resumable:
-run the same command again after an interruption.
+run the same command again after an interruption.  Chunks record the teacher checkpoint (SHA-256)
+and decoding options that made them: a rerun with another teacher or other options is refused,
+naming the difference; --overwrite discards what is there and starts over.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output dataset directory")
     p.add_argument("--splits", nargs="+", default=["train", "valid", "test"])
     p.add_argument("--chunk-size", type=int, default=1000, help="sentences per resumable chunk")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard chunks (and a KD dataset) in --out made by another teacher or with other "
+                        "options, and start over")
     add_decoding_args(p, default_beam=5)
     p.set_defaults(run=run)
 
@@ -32,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train import resolve_device
 
     manifest = distill(args.teacher, args.data, args.out, args.splits, decode_options(args),
-                       args.max_tokens, args.chunk_size, str(resolve_device(args.device)), args.quiet)
+                       args.max_tokens, args.chunk_size, str(resolve_device(args.device)), args.quiet,
+                       overwrite=args.overwrite)
     print(json.dumps(manifest["splits"]))
     return 0
