@@ -504,9 +504,10 @@ def test_kernel_checks_without_the_wrapper():
 
 def test_mixed_devices_are_an_error_without_a_gpu():
     a = _good()
-    with pytest.raises(ValueError, match="targets is on cpu but log_probs is on meta"):
+    # A meta tensor holds no data, so it is refused by name before any device comparison.
+    with pytest.raises(ValueError, match="log_probs is on the meta device"):
         axe_loss(a["log_probs"].to("meta"), a["targets"], a["pred_lengths"], a["target_lengths"], blank=0)
-    with pytest.raises(ValueError, match="target_lengths is on meta"):
+    with pytest.raises(ValueError, match="target_lengths is on the meta device"):
         axe_loss(a["log_probs"], a["targets"], a["pred_lengths"], a["target_lengths"].to("meta"), blank=0)
 
 
@@ -548,3 +549,26 @@ def test_cuda_matches_cpu_kernel(dtype, case):
         torch.testing.assert_close(gpu_loss, cpu_loss, rtol=tol, atol=tol)
         assert torch.equal(gpu_t, cpu_t)
         assert torch.equal(gpu_grad, cpu_grad)
+
+
+def test_huge_shapes_are_refused_before_allocating():
+    # The alignment table of Lp = Ly = 1e6 needs ~931 GiB: a ValueError that says so, not the
+    # allocator's std::bad_alloc.  log_probs is a stride-0 view, so the test itself allocates little.
+    width = 1_000_000
+    log_probs = torch.zeros(1, 1, 2, dtype=torch.float64).expand(1, width, 2)
+    targets = torch.zeros(1, 1, dtype=torch.long).expand(1, width)
+    with pytest.raises(ValueError, match=r"axe_forward: the alignment table \(B, Lp \+ 1, Ly \+ 1\) = "
+                                         r"\(1, 1000001, 1000001\) would need 931\.\d+ GiB, more than the"):
+        axe_loss(log_probs, targets, blank=1)
+    # Beyond int64 bytes altogether.
+    with pytest.raises(ValueError, match="would need more than 2\\^63 bytes"):
+        torch.ops.mple.axe_forward(torch.zeros(1, 1, 2).expand(2**40, 2**20, 2),
+                                   torch.zeros(1, 1, dtype=torch.long).expand(2**40, 2**20),
+                                   torch.zeros(1, dtype=torch.long).expand(2**40),
+                                   torch.zeros(1, dtype=torch.long).expand(2**40), 1, 1.0)
+
+
+def test_meta_tensors_are_refused_by_name():
+    with pytest.raises(ValueError, match="log_probs is on the meta device"):
+        axe_loss(torch.zeros(1, 2, 3, device="meta"), torch.zeros(1, 2, dtype=torch.long, device="meta"),
+                 blank=0)

@@ -16,6 +16,7 @@ from mple_metrics.ops import (
     pairwise_bleu_stats,
     sentence_bleu,
 )
+from mple_metrics.metrics import BLEU
 from mple_metrics.ops.bleu import prepare_bleu_batch
 from mple_metrics.ops.reference.bleu import (
     ids_to_text,
@@ -237,6 +238,50 @@ BAD_INPUTS = {
                                                        torch.tensor([[1, 4]])), ValueError, "lengths"),
     "pairwise ragged K": (lambda: pairwise_bleu([[[1], [2]], [[1]]]), ValueError, "cands"),
     "stats wrong width": (lambda: bleu_from_stats(torch.zeros(3, 9, dtype=torch.long)), ValueError, "stats"),
+    # Ids in [2**63, 2**64) once wrapped to negative int64 and matched (100 where sacrebleu gives 0).
+    "id 2**63": (lambda: sentence_bleu([[2**63]], [[[-2**63]]]), ValueError,
+                 r"hyps\[0\]\[0\] = 9223372036854775808 is outside the int64 range"),
+    "id 2**64 - 1 in refs": (lambda: sentence_bleu([[1]], [[[1, 2**64 - 1]]]), ValueError,
+                             r"refs\[0\]\[1\] = 18446744073709551615 is outside the int64 range"),
+    "id below -2**63": (lambda: corpus_bleu([[1, -2**63 - 1]], [[[1]]]), ValueError,
+                        r"hyps\[0\]\[1\] = -9223372036854775809 is outside"),
+    "id 2**63 with negatives": (lambda: sentence_bleu([[-1, 2**63]], [[[1]]]), ValueError,
+                                r"hyps\[0\]\[1\] = 9223372036854775808"),
+    "pairwise id 2**63": (lambda: pairwise_bleu([[[1], [2**63]]]), ValueError, r"cands\[1\]\[0\]"),
+    "bool id": (lambda: sentence_bleu([[True]], [[[1]]]), TypeError, r"hyps\[0\]\[0\] = True"),
+    "hyps None": (lambda: sentence_bleu(None, [[[1]]]), TypeError, "hyps must be a torch.Tensor or a list"),
+    "hyps int": (lambda: sentence_bleu(3, [[[1]]]), TypeError, "hyps must be a torch.Tensor or a list"),
+    "hyps generator": (lambda: sentence_bleu((h for h in [[1]]), [[[1]]]), TypeError,
+                       "hyps must be a torch.Tensor or a list of token-id lists, got generator"),
+    "hyp not a list": (lambda: sentence_bleu([3], [[[1]]]), TypeError, r"hyps\[0\] must be a list"),
+    "refs row not a list": (lambda: sentence_bleu([[1]], [3]), TypeError, r"refs\[0\] must be a list"),
+    "pairwise generator": (lambda: pairwise_bleu(c for c in []), TypeError, "cands must be a torch.Tensor"),
+    "meta hyps": (lambda: sentence_bleu(torch.zeros(2, 3, dtype=torch.long, device="meta"),
+                                        torch.zeros(2, 1, 3, dtype=torch.long, device="meta")),
+                  ValueError, "hyps is on the meta device"),
+    "meta stats": (lambda: bleu_from_stats(torch.zeros(2, 10, dtype=torch.long, device="meta")),
+                   ValueError, "stats is on the meta device"),
+    # Impossible statistics once gave NaN (negative counts) or 271.9 (correct > total).
+    "negative count": (lambda: bleu_from_stats(torch.tensor([[-1, 1, 1, 0, 0, 0, 1, 0, 0, 0]])),
+                       ValueError, r"stats\[0\] = .* holds a negative count"),
+    "negative ref_len": (lambda: bleu_from_stats(torch.tensor([3, -2, 1, 0, 0, 0, 3, 2, 1, 0])),
+                         ValueError, r"^stats = .* holds a negative count"),
+    "correct > total": (lambda: bleu_from_stats(torch.tensor([[4, 4, 5, 3, 2, 1, 4, 3, 2, 1]])),
+                        ValueError, "correct_n > total_n"),
+    "total_1 != hyp_len": (lambda: bleu_from_stats(torch.tensor([[[5, 4, 1, 0, 0, 0, 4, 3, 2, 1]]])),
+                           ValueError, r"stats\[0, 0\] = .* total_1 != hyp_len"),
+    "total_2 > total_1": (lambda: bleu_from_stats(torch.tensor([[2, 4, 1, 0, 0, 0, 2, 3, 0, 0]])),
+                          ValueError, r"total_n\+1 > total_n"),
+    # Any non-bool effective_order was once read as True.
+    "effective_order string": (lambda: sentence_bleu([[1]], [[[1]]], effective_order="no"), TypeError,
+                               "effective_order must be True or False, got 'no'"),
+    "effective_order int": (lambda: corpus_bleu([[1]], [[[1]]], effective_order=0), TypeError,
+                            "effective_order must be True or False"),
+    "metric effective_order": (lambda: BLEU(effective_order="yes"), TypeError,
+                               "effective_order must be True, False or None"),
+    "pairwise memory": (lambda: pairwise_bleu(torch.zeros(1, 1, 1, dtype=torch.long).expand(64, 30000, 1)),
+                        ValueError, r"pairwise_bleu_stats: the statistics \(B, K, K, 10\) = "
+                                    r"\(64, 30000, 30000, 10\) would need .* GiB, more than the"),
 }
 
 
@@ -251,7 +296,7 @@ def test_bad_input_is_a_clear_error(case):
 def test_arguments_on_different_devices(device):
     if device.type == "cpu":
         meta = torch.zeros(2, 1, 3, dtype=torch.long, device="meta")
-        with pytest.raises(ValueError, match="refs is on meta"):
+        with pytest.raises(ValueError, match="refs is on (the )?meta"):
             sentence_bleu(torch.zeros(2, 3, dtype=torch.long), meta)
     else:
         with pytest.raises(ValueError, match="hyp_lengths is on cpu"):

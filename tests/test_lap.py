@@ -311,3 +311,17 @@ def test_cost_magnitude_limit_is_the_boundary(device):
             allowed[:, :, -1] = math.inf
             assert_same_totals(allowed, rows, cols, linear_sum_assignment(allowed.to(device)),
                                f"seed {seed}, {n}x{m} with a forbidden column")
+
+
+def test_huge_problems_are_refused_before_allocating():
+    # A 60000 x 60000 float32 problem needs a float64 copy (27 GiB) per solving thread; a stride-0
+    # view keeps the test's own memory small.  Refused with the need stated, not a bad_alloc.
+    cost = torch.zeros(1, 1, 1).expand(1, 60000, 60000)
+    with pytest.raises(ValueError, match=r"linear_sum_assignment: a batch of 1 problems of 60000 x 60000 "
+                                         r"would need \d+\.\d+ GiB, more than the"):
+        linear_sum_assignment(cost)
+
+
+def test_meta_tensors_are_refused_by_name():
+    with pytest.raises(ValueError, match="cost is on the meta device"):
+        linear_sum_assignment(torch.zeros(1, 2, 2, device="meta"))

@@ -185,8 +185,26 @@ def test_bad_inputs(device):
     oaxe_loss(log_probs, padded, lengths)
     nan_probs = log_probs.clone()
     nan_probs[2, 0, targets[2, 1]] = math.nan
-    with pytest.raises(ValueError, match=r"cost\[2\] contains NaN"):
+    with pytest.raises(ValueError, match=rf"log_probs\[2, 0, {int(targets[2, 1])}\] = nan \(sentence 2, "
+                                         r"prediction 0"):
         oaxe_loss(nan_probs, targets, lengths)
+    # +inf is not a log-probability: named as such, not as the internal cost's "-inf".
+    inf_probs = log_probs.clone()
+    inf_probs[1, 1, :] = math.inf
+    with pytest.raises(ValueError, match=r"log_probs\[1, 1, \d+\] = inf .* must be finite or -inf"):
+        oaxe_align(inf_probs, targets, lengths)
+    # Two predictions that can only take the same one token: no ordering has a non-zero probability.
+    zero_probs = log_probs.clone()
+    distinct = targets.clone()
+    distinct[0] = torch.tensor([0, 1, 2, 3], device=device)
+    zero_probs[0, :2, :] = -math.inf
+    zero_probs[0, :2, 0] = 0.0
+    with pytest.raises(ValueError, match=r"sentence 0: every ordering of its 4 target tokens gives some "
+                                         r"prediction a zero probability"):
+        oaxe_loss(zero_probs, distinct, lengths)
+    meta = torch.zeros(3, 4, 5, device="meta")
+    with pytest.raises(ValueError, match="log_probs is on the meta device"):
+        oaxe_loss(meta, targets, lengths)
     with pytest.raises(ValueError, match=r"targets must have shape \(B, L\)"):
         oaxe_loss(log_probs, targets[:, :3], lengths)
     with pytest.raises(ValueError, match=r"log_probs must have shape \(B, L, V\)"):
@@ -205,3 +223,28 @@ def test_bad_inputs(device):
     if torch.device(device).type == "cpu" and cuda_usable():
         with pytest.raises(ValueError, match="lengths is on"):
             oaxe_loss(log_probs, targets, lengths.cuda())
+
+
+@pytest.mark.parametrize("device", devices())
+def test_empty_vocabulary_and_empty_sentences(device):
+    # V = 0 is legal when every sentence is empty (no target token needs an id); it once indexed
+    # into the empty vocabulary.
+    for width in (0, 3):
+        log_probs = torch.zeros(2, width, 0, device=device, requires_grad=True)
+        targets = torch.zeros(2, width, dtype=torch.long, device=device)
+        lengths = torch.zeros(2, dtype=torch.long, device=device)
+        loss = oaxe_loss(log_probs, targets, lengths)
+        assert loss.item() == 0.0
+        assert oaxe_loss(log_probs, targets, lengths, reduction="none").tolist() == [0.0, 0.0]
+        assert torch.equal(oaxe_align(log_probs, targets, lengths), targets)
+    with pytest.raises(ValueError, match=r"targets\[0, 0\] = 0 is not a token id in \[0, V = 0\)"):
+        oaxe_loss(torch.zeros(1, 2, 0, device=device), torch.zeros(1, 2, dtype=torch.long, device=device),
+                  torch.tensor([1], device=device))
+
+
+def test_huge_batches_are_refused_before_allocating():
+    log_probs = torch.zeros(1, 1, 2).expand(4, 60000, 2)
+    targets = torch.zeros(1, 1, dtype=torch.long).expand(4, 60000)
+    with pytest.raises(ValueError, match=r"oaxe: the cost matrices \(B, L, L\) = \(4, 60000, 60000\) "
+                                         r"would need 107\.\d+ GiB"):
+        oaxe_loss(log_probs, targets, torch.full((4,), 60000))

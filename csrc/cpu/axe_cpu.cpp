@@ -17,6 +17,7 @@
 
 #include "mple/axe.h"
 #include "mple/axe_checks.h"
+#include "mple/memory.h"
 
 namespace mple {
 namespace {
@@ -122,12 +123,28 @@ void check_target_ids_cpu(const at::Tensor& targets, const at::Tensor& target_le
   }
 }
 
+// The forward pass's buffers: a contiguous copy of strided targets, the choice table (one byte per
+// DP cell) and two DP columns per thread.
+void check_forward_memory(const at::Tensor& log_probs, const at::Tensor& targets) {
+  const int64_t batch = log_probs.size(0), pred_width = log_probs.size(1);
+  const int64_t target_width = targets.size(1);
+  int64_t bytes = buffer_bytes({batch, pred_width + 1, target_width + 1}, 1);
+  bytes = add_bytes(bytes, targets.is_contiguous() ? 0 : buffer_bytes({batch, target_width}, 8));
+  bytes = add_bytes(bytes, buffer_bytes({2 * at::get_num_threads(), target_width + 1}, 8));
+  check_fits_in_memory(bytes, host_memory_bytes(), "axe_forward",
+                       "the alignment table (B, Lp + 1, Ly + 1) = (" + std::to_string(batch) + ", " +
+                           std::to_string(pred_width + 1) + ", " +
+                           std::to_string(target_width + 1) + ")",
+                       "host");
+}
+
 std::tuple<at::Tensor, at::Tensor> axe_forward_cpu(const at::Tensor& log_probs,
                                                    const at::Tensor& targets_in,
                                                    const at::Tensor& pred_lengths_in,
                                                    const at::Tensor& target_lengths_in,
                                                    int64_t blank, double skip_penalty) {
   check_axe_args(log_probs, targets_in, pred_lengths_in, target_lengths_in, blank, skip_penalty);
+  check_forward_memory(log_probs, targets_in);
   const at::Tensor targets = targets_in.contiguous();
   const at::Tensor pred_lengths = pred_lengths_in.contiguous();
   const at::Tensor target_lengths = target_lengths_in.contiguous();
@@ -186,6 +203,11 @@ at::Tensor axe_backward_cpu(const at::Tensor& grad_loss_in, const at::Tensor& lo
   check_lengths_cpu(targets, pred_lengths, target_lengths, pred_width);
   check_target_ids_cpu(targets, target_lengths, vocab);
 
+  check_fits_in_memory(buffer_bytes({batch, pred_width, vocab}, log_probs.element_size()),
+                       host_memory_bytes(), "axe_backward",
+                       "the gradient (B, Lp, V) = (" + std::to_string(batch) + ", " +
+                           std::to_string(pred_width) + ", " + std::to_string(vocab) + ")",
+                       "host");
   at::Tensor grad = at::empty({batch, pred_width, vocab}, log_probs.options());
   const int64_t table_size = (pred_width + 1) * (target_width + 1);
   const int64_t* target_ptr = targets.data_ptr<int64_t>();

@@ -15,6 +15,7 @@
 
 #include "mple/bleu_score.h"
 #include "mple/checks.h"
+#include "mple/memory.h"
 
 namespace mple {
 namespace {
@@ -352,6 +353,11 @@ at::Tensor pairwise_bleu_stats_cpu(const at::Tensor& cands_in, const at::Tensor&
   const at::Tensor lengths = lengths_in.contiguous();
   const int64_t batch = cands.size(0), num_cands = cands.size(1), width = cands.size(2);
   check_lengths_cpu(lengths, width, 0, "lengths", "cands.size(2)");
+  check_fits_in_memory(buffer_bytes({batch, num_cands, num_cands, kBleuStatsWidth}, 8), host_memory_bytes(),
+                       "pairwise_bleu_stats",
+                       "the statistics (B, K, K, 10) = (" + std::to_string(batch) + ", " +
+                           std::to_string(num_cands) + ", " + std::to_string(num_cands) + ", 10)",
+                       "host");
   at::Tensor out = at::empty({batch, num_cands, num_cands, kBleuStatsWidth}, cands.options());
   const int64_t* cand_ptr = cands.data_ptr<int64_t>();
   const int64_t* len_ptr = lengths.data_ptr<int64_t>();

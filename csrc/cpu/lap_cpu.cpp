@@ -26,6 +26,7 @@
 #include "mple/checks.h"
 #include "mple/lap.h"
 #include "mple/lap_checks.h"
+#include "mple/memory.h"
 
 namespace mple {
 namespace {
@@ -297,6 +298,19 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cpu(const at::Tensor& c
                                                              const at::Tensor& row_lengths_in,
                                                              const at::Tensor& col_lengths_in) {
   check_lap_args(cost_in, row_lengths_in, col_lengths_in);
+  {
+    // A contiguous copy of a strided cost, and per thread the scratch of one problem: a float64 copy
+    // of a float32 block, and the dual, distance and matching arrays.
+    const int64_t n = cost_in.size(1), m = cost_in.size(2);
+    const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), cost_in.size(0)));
+    int64_t bytes = cost_in.is_contiguous() ? 0 : buffer_bytes({cost_in.size(0), n, m}, cost_in.element_size());
+    if (cost_in.scalar_type() == at::kFloat) bytes = add_bytes(bytes, buffer_bytes({threads, n, m}, 8));
+    bytes = add_bytes(bytes, buffer_bytes({threads, 4 * (n + m)}, 8));
+    check_fits_in_memory(bytes, host_memory_bytes(), "linear_sum_assignment",
+                         "a batch of " + std::to_string(cost_in.size(0)) + " problems of " + std::to_string(n) +
+                             " x " + std::to_string(m),
+                         "host");
+  }
   const at::Tensor cost = cost_in.contiguous();
   const at::Tensor row_lengths = row_lengths_in.contiguous();
   const at::Tensor col_lengths = col_lengths_in.contiguous();

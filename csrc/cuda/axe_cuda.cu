@@ -23,6 +23,7 @@
 
 #include "mple/axe.h"
 #include "mple/axe_checks.h"
+#include "mple/memory.h"
 
 namespace mple {
 namespace {
@@ -178,6 +179,13 @@ std::tuple<at::Tensor, at::Tensor> axe_forward_cuda(const at::Tensor& log_probs,
   const int64_t vocab = log_probs.size(2), target_width = targets.size(1);
   const at::ScalarType loss_dtype = axe_loss_dtype(log_probs.scalar_type());
   at::Tensor loss = at::empty({batch}, log_probs.options().dtype(loss_dtype));
+  check_fits_in_memory(
+      add_bytes(buffer_bytes({batch, pred_width + 1, target_width + 1}, 1),
+                buffer_bytes({batch, 3, target_width + 1}, at::elementSize(loss_dtype))),
+      static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->totalGlobalMem), "axe_forward",
+      "the alignment table (B, Lp + 1, Ly + 1) = (" + std::to_string(batch) + ", " +
+          std::to_string(pred_width + 1) + ", " + std::to_string(target_width + 1) + ")",
+      "GPU");
   // Zeroed so that cells outside each sequence's block are deterministic.
   at::Tensor choices =
       at::zeros({batch, pred_width + 1, target_width + 1}, log_probs.options().dtype(at::kByte));
@@ -215,6 +223,12 @@ at::Tensor axe_backward_cuda(const at::Tensor& grad_loss_in, const at::Tensor& l
   const at::Tensor choices = choices_in.contiguous();
   const int64_t batch = log_probs.size(0), pred_width = log_probs.size(1);
   const int64_t vocab = log_probs.size(2), target_width = targets.size(1);
+  check_fits_in_memory(buffer_bytes({batch, pred_width, vocab}, log_probs.element_size()),
+                       static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->totalGlobalMem),
+                       "axe_backward",
+                       "the gradient (B, Lp, V) = (" + std::to_string(batch) + ", " +
+                           std::to_string(pred_width) + ", " + std::to_string(vocab) + ")",
+                       "GPU");
   at::Tensor grad = at::zeros({batch, pred_width, vocab}, log_probs.options());
   if (batch == 0) return grad;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();

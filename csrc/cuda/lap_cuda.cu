@@ -16,10 +16,12 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
 
 #include "mple/lap.h"
 #include "mple/lap_checks.h"
 #include "mple/lap_warp.h"
+#include "mple/memory.h"
 
 namespace mple {
 namespace {
@@ -52,6 +54,13 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cuda(const at::Tensor& 
                                                               const at::Tensor& col_lengths_in) {
   check_lap_args(cost_in, row_lengths_in, col_lengths_in);
   const c10::cuda::CUDAGuard guard(cost_in.device());
+  const int64_t device_memory =
+      static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->totalGlobalMem);
+  const std::string problems = "a batch of " + std::to_string(cost_in.size(0)) + " problems of " +
+                               std::to_string(cost_in.size(1)) + " x " + std::to_string(cost_in.size(2));
+  check_fits_in_memory(cost_in.is_contiguous() ? 0 : buffer_bytes(
+                           {cost_in.size(0), cost_in.size(1), cost_in.size(2)}, cost_in.element_size()),
+                       device_memory, "linear_sum_assignment", "a contiguous copy of " + problems, "GPU");
   const at::Tensor cost = cost_in.contiguous();
   const at::Tensor row_lengths = row_lengths_in.contiguous();
   const at::Tensor col_lengths = col_lengths_in.contiguous();
@@ -68,6 +77,8 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cuda(const at::Tensor& 
   const int warps_per_block =
       in_shared ? static_cast<int>(std::min<int64_t>(kMaxWarpsPerBlock, kSharedBytesPerBlock / bytes))
                 : kMaxWarpsPerBlock;
+  check_fits_in_memory(in_shared ? 0 : buffer_bytes({batch, bytes}, 1), device_memory,
+                       "linear_sum_assignment", "the solver state of " + problems, "GPU");
   at::Tensor workspace;
   if (!in_shared) workspace = at::empty({batch * bytes}, cost.options().dtype(at::kByte));
   const size_t shared_bytes = in_shared ? static_cast<size_t>(warps_per_block * bytes) : 0;

@@ -113,6 +113,8 @@ class BLEU:
 
     def __init__(self, effective_order: bool | None = None, tokenize: str = "ids",
                  lowercase: bool = False, device: str | torch.device = "cpu") -> None:
+        if effective_order is not None and not isinstance(effective_order, bool):
+            raise TypeError(f"effective_order must be True, False or None, got {effective_order!r}")
         self.effective_order = effective_order
         self.tokenize = tokenize
         self.lowercase = lowercase

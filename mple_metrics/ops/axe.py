@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .. import _extension  # noqa: F401  (registers torch.ops.mple)
-from .arguments import check_index_tensor, check_same_device, first_index
+from .arguments import check_data_device, check_index_tensor, check_same_device, first_index
 
 _LOG_PROB_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 REDUCTIONS = ("none", "sum", "mean")
@@ -108,6 +108,7 @@ def prepare_axe_batch(
         raise TypeError(f"log_probs must be float32, float64, float16 or bfloat16, got {log_probs.dtype}")
     if log_probs.dim() != 3:
         raise ValueError(f"log_probs must have shape (B, Lp, V), got shape {tuple(log_probs.shape)}")
+    check_data_device(log_probs, "log_probs")
     batch, pred_width, vocab = log_probs.shape
     device = log_probs.device
     targets_t = check_index_tensor(targets, "targets", 2, "(B, Ly)")

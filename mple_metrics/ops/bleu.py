@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import _extension  # noqa: F401  (registers torch.ops.mple)
-from .arguments import check_index_tensor, check_same_device, first_index
+from .arguments import check_data_device, check_flag, check_index_tensor, check_same_device, first_index
 
 #: Column names of a statistics row returned by :func:`bleu_stats`.
 STATS_FIELDS: tuple[str, ...] = (
@@ -68,15 +68,47 @@ def _check_lengths(lengths: Tensor, low: int, high: int, name: str, width_name: 
         )
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _check_sequence_list(seqs: object, name: str, what: str) -> None:
+    """``seqs`` must be a list or tuple (a generator cannot be measured, None and ints are not lists)."""
+    if isinstance(seqs, (str, bytes)) or not isinstance(seqs, Sequence):
+        raise TypeError(f"{name} must be a torch.Tensor or a list of {what}, got {type(seqs).__name__}")
+
+
+def _first_bad_id(seqs: Sequence[Sequence[int]], name: str) -> None:
+    """Raises for the first entry that is not an integer in the int64 range (the slow path)."""
+    for row, seq in enumerate(seqs):
+        for col, value in enumerate(seq):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name}[{row}][{col}] = {value!r} is not an integer token id "
+                                f"(got {type(value).__name__})")
+            if not INT64_MIN <= int(value) <= INT64_MAX:
+                raise ValueError(f"{name}[{row}][{col}] = {int(value)} is outside the int64 range "
+                                 f"[-2**63, 2**63 - 1] of token ids")
+
+
 def _pad(seqs: Sequence[Sequence[int]], name: str) -> tuple[Tensor, Tensor]:
-    """Right-pads a list of id sequences into (N, max_len) int64 plus lengths (N,)."""
+    """Right-pads a list of id sequences into (N, max_len) int64 plus lengths (N,).
+
+    Ids must be Python or numpy integers in the int64 range: numpy would otherwise store ids in
+    [2**63, 2**64) as uint64 and a cast would wrap them onto negative ids (a false match).
+    """
+    for row, seq in enumerate(seqs):
+        if isinstance(seq, (str, bytes)) or not isinstance(seq, (Sequence, np.ndarray)):
+            raise TypeError(f"{name}[{row}] must be a list of integer token ids, got {type(seq).__name__}")
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
     try:
-        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
         flat = np.array(list(itertools.chain.from_iterable(seqs)))
-    except (TypeError, ValueError, OverflowError) as error:
-        raise TypeError(f"{name} must be sequences of integer token ids ({error})") from None
-    if flat.size and (flat.dtype.kind not in "iu" or flat.ndim != 1):
-        raise TypeError(f"{name} must be sequences of integer token ids, got values of type {flat.dtype}")
+    except (TypeError, ValueError, OverflowError):
+        flat = None
+    if flat is None or (flat.size and (flat.dtype != np.int64 or flat.ndim != 1)):
+        if flat is not None and flat.ndim == 1 and flat.dtype.kind == "i" and flat.dtype.itemsize < 8:
+            flat = flat.astype(np.int64)
+        else:
+            _first_bad_id(seqs, name)
+            raise TypeError(f"{name} must be sequences of integer token ids")  # pragma: no cover
     flat = torch.from_numpy(flat.astype(np.int64, copy=False))
     width = int(lengths.max()) if len(seqs) else 0
     padded = torch.zeros((len(seqs), width), dtype=torch.int64)
@@ -143,6 +175,14 @@ def prepare_bleu_batch(
     if hyp_lengths is not None or ref_lengths is not None:
         raise ValueError("hyp_lengths and ref_lengths are only accepted with tensor inputs; "
                          "list inputs carry their own lengths")
+    _check_sequence_list(hyps, "hyps", "token-id lists")
+    _check_sequence_list(refs, "refs", "reference lists (one list of token-id lists per hypothesis)")
+    for row, refs_of_row in enumerate(refs):
+        if isinstance(refs_of_row, (str, bytes)):
+            break  # reported below as text
+        if not isinstance(refs_of_row, Sequence):
+            raise TypeError(f"refs[{row}] must be a list of token-id lists (the references of hyps[{row}]), "
+                            f"got {type(refs_of_row).__name__}")
     if len(hyps) != len(refs):
         raise ValueError(f"refs holds references for {len(refs)} hypotheses but hyps holds {len(hyps)}")
     if not len(hyps):
@@ -194,7 +234,36 @@ def bleu_from_stats(stats: Tensor, effective_order: bool = True) -> Tensor:
         raise ValueError(f"stats must have shape (..., 10), got {tuple(stats.shape)}")
     if stats.dtype != torch.int64:
         raise TypeError(f"stats must be int64, got {stats.dtype}")
-    return torch.ops.mple.bleu_from_stats(stats, bool(effective_order))
+    check_data_device(stats, "stats")
+    _check_stats_values(stats)
+    return torch.ops.mple.bleu_from_stats(stats, check_flag(effective_order, "effective_order"))
+
+
+def _check_stats_values(stats: Tensor) -> None:
+    """Statistics rows that no hypothesis can produce are refused (one host sync on CUDA).
+
+    Every count is >= 0, correct_n <= total_n, total_1 = hyp_len (each token is one unigram) and
+    total_n+1 <= total_n; these hold for a sentence's row and for any sum of rows.
+    """
+    correct, total = stats[..., 2:6], stats[..., 6:10]
+    checks = torch.stack([
+        (stats < 0).any(dim=-1),
+        (correct > total).any(dim=-1),
+        total[..., 0] != stats[..., 0],
+        (total[..., 1:] > total[..., :-1]).any(dim=-1),
+    ]).reshape(4, -1)
+    failed = checks.any(dim=1).tolist()
+    if not any(failed):
+        return
+    rule = failed.index(True)
+    flat_row = int(checks[rule].nonzero()[0, 0])
+    index = tuple(int(i) for i in np.unravel_index(flat_row, tuple(stats.shape[:-1]))) if stats.dim() > 1 else ()
+    row = stats.reshape(-1, len(STATS_FIELDS))[flat_row].tolist()
+    where = f"stats[{', '.join(map(str, index))}]" if index else "stats"
+    reason = ("holds a negative count", "has correct_n > total_n for some n",
+              "has total_1 != hyp_len (every hypothesis token is one unigram)",
+              "has total_n+1 > total_n for some n")[rule]
+    raise ValueError(f"{where} = {row} {reason}; columns are {', '.join(STATS_FIELDS)}")
 
 
 def sentence_bleu(
@@ -249,6 +318,11 @@ def pairwise_bleu_stats(cands: Union[Tensor, Sequence[Sequence[Sequence[int]]]],
     else:
         if lengths is not None:
             raise ValueError("lengths is only accepted with a tensor cands")
+        _check_sequence_list(cands, "cands", "candidate lists (K token-id lists per source)")
+        for row, cands_of_row in enumerate(cands):
+            if isinstance(cands_of_row, (str, bytes)) or not isinstance(cands_of_row, Sequence):
+                raise TypeError(f"cands[{row}] must be a list of K token-id lists, "
+                                f"got {type(cands_of_row).__name__}")
         sizes = {len(row) for row in cands}
         if len(sizes) > 1:
             raise ValueError(f"cands must hold the same number K of candidates per source, got {sorted(sizes)}")

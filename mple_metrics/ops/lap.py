@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .. import _extension  # noqa: F401  (registers torch.ops.mple)
-from .arguments import INDEX_DTYPES, check_same_device
+from .arguments import INDEX_DTYPES, check_data_device, check_same_device
 
 # Status codes of mple::linear_sum_assignment; keep in sync with csrc/include/mple/lap.h.
 LAP_OK = 0
@@ -134,6 +134,7 @@ def linear_sum_assignment(
         raise ValueError(f"cost must have shape (B, N, M), got shape {tuple(cost.shape)}")
     if cost.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"cost must be float32 or float64, got {cost.dtype}")
+    check_data_device(cost, "cost")
     rows_t = _check_lengths_arg(row_lengths, "row_lengths", cost, cost.shape[1])
     cols_t = _check_lengths_arg(col_lengths, "col_lengths", cost, cost.shape[2])
     if row_lengths is None and col_lengths is None and cost.shape[1] > cost.shape[2]:

@@ -16,8 +16,8 @@ import math
 import torch
 from torch import Tensor
 
-from .arguments import check_same_device
-from .lap import linear_sum_assignment
+from .arguments import check_data_device, check_fits_in_memory, check_same_device
+from .lap import LAP_COST_OUT_OF_RANGE, LAP_INFEASIBLE, LAP_OK, cost_magnitude_limit
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -38,6 +38,7 @@ def _check_oaxe_args(log_probs: Tensor, targets: Tensor, lengths: Tensor) -> tup
         raise TypeError(f"lengths must be an integer tensor (B,), got {lengths.dtype}")
     if log_probs.dim() != 3:
         raise ValueError(f"log_probs must have shape (B, L, V), got shape {tuple(log_probs.shape)}")
+    check_data_device(log_probs, "log_probs")
     batch, width, vocab = log_probs.shape
     if targets.dim() != 2 or tuple(targets.shape) != (batch, width):
         raise ValueError(f"targets must have shape (B, L) = ({batch}, {width}) like log_probs, "
@@ -67,15 +68,49 @@ def _assigned_targets(log_probs: Tensor, targets: Tensor, lengths: Tensor) -> tu
     batch, width, _ = log_probs.shape
     valid = torch.arange(width, device=targets.device) < lengths[:, None]
     safe_targets = targets.masked_fill(~valid, 0)
+    if log_probs.shape[2] == 0:  # V = 0: the target check left only empty sentences
+        return safe_targets, valid
+    check_fits_in_memory(batch * width * width * 8, log_probs.device, "oaxe",
+                         f"the cost matrices (B, L, L) = ({batch}, {width}, {width})")
     with torch.no_grad():
         # cost[b, j, i] = -log P_j(Y_i); the assignment is a constant for autograd.
         lp = log_probs.detach()
         if lp.dtype not in (torch.float32, torch.float64):
             lp = lp.float()
-        cost = -lp.gather(2, safe_targets[:, None, :].expand(batch, width, width))
-        sigma = linear_sum_assignment(cost, lengths, lengths)
+        selected = lp.gather(2, safe_targets[:, None, :].expand(batch, width, width))
+        _check_selected_log_probs(selected, valid, safe_targets)
+        sigma, status = torch.ops.mple.linear_sum_assignment(-selected, lengths, lengths)
+        _raise_for_oaxe_status(status, lengths)
     proxy = safe_targets.gather(1, sigma.clamp(min=0))
     return proxy.masked_fill(~valid, 0), valid
+
+
+def _check_selected_log_probs(selected: Tensor, valid: Tensor, targets: Tensor) -> None:
+    """NaN or +inf among the log-probs the assignment reads, named by position (one host sync)."""
+    block = valid[:, :, None] & valid[:, None, :]
+    bad = block & (torch.isnan(selected) | (selected == math.inf))
+    if bool(bad.any()):
+        b, j, i = (int(x) for x in bad.nonzero()[0])
+        raise ValueError(f"log_probs[{b}, {j}, {int(targets[b, i])}] = {float(selected[b, j, i])} "
+                         f"(sentence {b}, prediction {j}, its target token {i}): log-probabilities "
+                         "must be finite or -inf")
+
+
+def _raise_for_oaxe_status(status: Tensor, lengths: Tensor) -> None:
+    """The assignment's per-sentence status in the loss's terms (lengths were checked before)."""
+    failed = status.ne(LAP_OK)
+    if not bool(failed.any()):
+        return
+    b = int(failed.nonzero()[0, 0])
+    code, length = int(status[b]), int(lengths[b])
+    if code == LAP_INFEASIBLE:
+        raise ValueError(f"sentence {b}: every ordering of its {length} target tokens gives some "
+                         "prediction a zero probability (log_probs = -inf), so the OaXE loss is +inf")
+    if code == LAP_COST_OUT_OF_RANGE:
+        raise ValueError(f"sentence {b}: log_probs holds a finite value below "
+                         f"-{cost_magnitude_limit(length, length):.4g}, beyond the range the exact "
+                         "assignment handles; these are not log-probabilities")
+    raise RuntimeError(f"mple::linear_sum_assignment returned status {code} for sentence {b}")
 
 
 def oaxe_loss(
@@ -119,6 +154,9 @@ def oaxe_loss(
             raise ValueError(f"truncate must be a probability in (0, 1] or None, got {truncate!r}")
     targets, lengths = _check_oaxe_args(log_probs, targets, lengths)
     proxy, valid = _assigned_targets(log_probs, targets, lengths)
+    if log_probs.shape[2] == 0:  # V = 0: only empty sentences, nothing to gather
+        zero = log_probs.new_zeros(())
+        return log_probs.new_zeros((log_probs.shape[0],)) if reduction == "none" else zero
     selected = log_probs.gather(2, proxy[..., None]).squeeze(2)  # log P_j(Y_sigma(j)), (B, L)
     keep = valid
     if truncate is not None:
