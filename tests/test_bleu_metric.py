@@ -104,16 +104,18 @@ def test_cli_bleu_on_token_ids(tmp_path, capsys):
 def test_cli_bleu_errors(tmp_path, capsys):
     hyp = _write(tmp_path / "hyp.txt", ["a b", "c d"])
     short = _write(tmp_path / "short.txt", ["a b"])
-    assert main(["bleu", str(hyp), str(short)]) == 1
+    assert main(["bleu", str(hyp), str(short)]) == 2
     assert "short.txt has 1 lines" in capsys.readouterr().err
-    assert main(["bleu", str(hyp), str(tmp_path / "missing.txt")]) == 1
+    with pytest.raises(SystemExit) as refused:  # argparse checks that input files exist
+        main(["bleu", str(hyp), str(tmp_path / "missing.txt")])
+    assert refused.value.code == 2
     assert "not found" in capsys.readouterr().err
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe a\n b\n")
-    assert main(["bleu", str(hyp), str(bad)]) == 1
+    assert main(["bleu", str(hyp), str(bad)]) == 2
     assert "UTF-8" in capsys.readouterr().err
     ids = _write(tmp_path / "ids.txt", ["1 x", "2"])
-    assert main(["bleu", str(ids), str(ids), "--tokenize", "ids"]) == 1
+    assert main(["bleu", str(ids), str(ids), "--tokenize", "ids"]) == 2
     assert "integer token ids" in capsys.readouterr().err
 
 

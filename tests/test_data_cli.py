@@ -40,5 +40,5 @@ def test_synth_and_errors(capsys, tmp_path):
     assert main(["data", "synth", "b", "--from", str(src), "--out", str(tmp_path / "b")]) == 0
     assert load_dataset(tmp_path / "b").valid.tgt == ["the cat sat", "on the mat today"]
     (src / "test.tgt").write_text("only one line\n")
-    assert main(["data", "info", str(src), "--tokenizer", "none"]) == 1
+    assert main(["data", "info", str(src), "--tokenizer", "none"]) == 2
     assert "misaligned files" in capsys.readouterr().err

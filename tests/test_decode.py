@@ -50,7 +50,7 @@ def test_translate_command_matches_library(trained, tmp_path, capsys):
     expected = translate_lines(model, tokenizers, lines, DecodeOptions(beam=3))
     assert (tmp_path / "out.txt").read_text().splitlines() == expected
     source.write_text("alpha\n\nbeta\n")
-    assert main(["translate", "--ckpt", str(run), "--input", str(source), "--quiet"]) == 1
+    assert main(["translate", "--ckpt", str(run), "--input", str(source), "--quiet"]) == 2
     assert "input line 2 is empty" in capsys.readouterr().err
 
 
@@ -104,8 +104,11 @@ def test_commands_report_bad_checkpoints_clearly(trained, tmp_path, capsys):
     data, _ = trained
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
-    assert main(["evaluate", "--ckpt", str(broken), "--data", str(data), "--quiet"]) == 1
+    assert main(["evaluate", "--ckpt", str(broken), "--data", str(data), "--quiet"]) == 2
     assert "broken.pt is corrupted or truncated" in capsys.readouterr().err
-    assert main(["distill", "--teacher", str(tmp_path / "nothing"), "--data", str(data), "--out",
-                 str(tmp_path / "kd"), "--quiet"]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it before anything runs
+        main(["distill", "--teacher", str(tmp_path / "nothing"), "--data", str(data), "--out",
+              str(tmp_path / "kd"), "--quiet"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --teacher" in err and "does not exist" in err

@@ -11,34 +11,36 @@ import argparse
 import json
 from pathlib import Path
 
+from ..data import read_lines
 from ..metrics import BLEU
+from .argument_types import device, input_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bleu", help="corpus BLEU (0-100) of a hypothesis file against references",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("hypothesis", type=Path, help="one hypothesis per line")
-    p.add_argument("references", type=Path, nargs="+",
+    p.add_argument("hypothesis", type=input_file, help="one hypothesis per line")
+    p.add_argument("references", type=input_file, nargs="+",
                    help="reference files, line-aligned with the hypothesis (an empty line = no reference "
                         "in that file for that sentence)")
-    p.add_argument("--tokenize", "-tok", default="13a",
+    p.add_argument("--tokenize", "-tok", default="13a", type=_tokenizer_name,
                    help="sacrebleu tokenizer for text ('13a', 'none', 'intl', 'char', ...) or 'ids' for "
                         "lines of integer token ids (default: 13a)")
     p.add_argument("--lowercase", "-lc", action="store_true", help="lowercase before tokenizing")
     p.add_argument("--sentence", action="store_true",
                    help="also print the sentence BLEU (effective order) of every line")
     p.add_argument("--json", action="store_true", help="print JSON instead of the one-line form")
-    p.add_argument("--device", default="cpu", help="device for the kernels (cpu or cuda)")
+    p.add_argument("--device", default="cpu", type=device, help="device for the kernels (cpu or cuda)")
     p.set_defaults(run=run)
 
 
-def _read_lines(path: Path, role: str) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{role} file not found: {path}")
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{role} file {path} is not valid UTF-8 ({error})") from None
+def _tokenizer_name(text: str) -> str:
+    from sacrebleu.metrics.bleu import _TOKENIZERS
+
+    if text != "ids" and text not in _TOKENIZERS:
+        raise argparse.ArgumentTypeError(f"must be 'ids' or one of {', '.join(sorted(_TOKENIZERS))}; "
+                                         f"got {text!r}")
+    return text
 
 
 def _parse_ids(line: str, path: Path, number: int) -> list[int]:
@@ -49,22 +51,25 @@ def _parse_ids(line: str, path: Path, number: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    hyp_lines = _read_lines(args.hypothesis, "hypothesis")
-    ref_files = [_read_lines(path, "reference") for path in args.references]
+    # Lines end at "\n" only (one trailing "\r" stripped), as sacrebleu reads files: U+2028, form
+    # feed and the other str.splitlines() breaks stay inside their line.
+    hyp_lines = read_lines(args.hypothesis)
+    ref_files = [read_lines(path) for path in args.references]
     for path, lines in zip(args.references, ref_files):
         if len(lines) != len(hyp_lines):
             raise ValueError(f"reference file {path} has {len(lines)} lines but the hypothesis file "
                              f"{args.hypothesis} has {len(hyp_lines)}")
     # An empty line in a reference file means "no reference from this file" when others exist.
-    refs = []
+    # Each kept reference remembers its file, so an error names the file it came from.
+    sources = []
     for number in range(len(hyp_lines)):
-        row = [lines[number] for lines in ref_files]
-        present = [r for r in row if r.strip()] or row[:1]
-        refs.append(present)
+        row = [(path, lines[number]) for path, lines in zip(args.references, ref_files)]
+        sources.append([(path, r) for path, r in row if r.strip()] or row[:1])
+    refs: list = [[r for _, r in row] for row in sources]
     hyps: list = hyp_lines
     if args.tokenize == "ids":
         hyps = [_parse_ids(h, args.hypothesis, i + 1) for i, h in enumerate(hyp_lines)]
-        refs = [[_parse_ids(r, args.references[0], i + 1) for r in row] for i, row in enumerate(refs)]
+        refs = [[_parse_ids(r, path, i + 1) for path, r in row] for i, row in enumerate(sources)]
     metric = BLEU(tokenize=args.tokenize, lowercase=args.lowercase, device=args.device)
     score = metric.corpus_score(hyps, refs)
     sentence_scores = metric.batch_sentence_scores(hyps, refs).tolist() if args.sentence else None

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..atomic_write import atomic_write_text
 from ..data import (BUNDLED_NAME, KNOWN_C_KINDS, SYNTHETIC_KINDS, TokenizerPair, load_dataset,
                     make_synthetic, resolve_dataset_path, write_dataset, write_known_c)
+from .argument_types import output_dir, output_file, positive_float, positive_int, probability, seed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,9 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--tokenizer", choices=("spm", "word", "none"), default="spm",
                       help="also learn this tokenizer on train and report its vocabulary and token "
                            "lengths (default: spm, a joint SentencePiece BPE; none: skip)")
-    info.add_argument("--vocab-size", type=int, default=8000,
+    info.add_argument("--vocab-size", type=positive_int, default=8000,
                       help="tokenizer vocabulary size (upper bound; default 8000)")
-    info.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    info.add_argument("--json", type=output_file, default=None,
+                      help="also write the numbers to this JSON file")
     info.set_defaults(run=run_info)
 
     synth = sub.add_parser("synth", help="Synthetic A/B: corrupted English -> English (Appendix B)")
@@ -42,26 +44,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="a: replace 50%% of source words; b: a, then drop 10%% of them")
     synth.add_argument("--from", dest="source", default=BUNDLED_NAME,
                        help="dataset whose targets are used (default: bundled)")
-    synth.add_argument("--out", type=Path, required=True, help="output dataset directory")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--replace-prob", type=float, default=0.5)
-    synth.add_argument("--drop-prob", type=float, default=0.1)
+    synth.add_argument("--out", type=output_dir, required=True, help="output dataset directory")
+    synth.add_argument("--seed", type=seed, default=0)
+    synth.add_argument("--replace-prob", type=probability, default=0.5)
+    synth.add_argument("--drop-prob", type=probability, default=0.1)
     synth.set_defaults(run=run_synth)
 
     known = sub.add_parser("known-c", help="dataset with exactly known conditional total correlation C")
     known.add_argument("--kind", choices=KNOWN_C_KINDS, required=True,
                        help="iid / deterministic (C = 0), kmodes (C = (M-1) log2 K), mixture")
-    known.add_argument("--m", type=int, default=8, help="target words per sentence (default 8)")
-    known.add_argument("--k", type=int, default=2, help="modes (kmodes) or components (mixture)")
-    known.add_argument("--j", type=int, default=2, help="variants per position (iid, mixture)")
-    known.add_argument("--n-train", type=int, default=20000)
-    known.add_argument("--n-valid", type=int, default=1000)
-    known.add_argument("--n-test", type=int, default=1000)
-    known.add_argument("--source-words", type=int, default=50, help="source vocabulary size")
-    known.add_argument("--concentration", type=float, default=1.0,
+    known.add_argument("--m", type=positive_int, default=8, help="target words per sentence (default 8)")
+    known.add_argument("--k", type=positive_int, default=2, help="modes (kmodes) or components (mixture)")
+    known.add_argument("--j", type=positive_int, default=2, help="variants per position (iid, mixture)")
+    known.add_argument("--n-train", type=positive_int, default=20000)
+    known.add_argument("--n-valid", type=positive_int, default=1000)
+    known.add_argument("--n-test", type=positive_int, default=1000)
+    known.add_argument("--source-words", type=positive_int, default=50, help="source vocabulary size")
+    known.add_argument("--concentration", type=positive_float, default=1.0,
                        help="Dirichlet concentration of random parameters (iid, mixture)")
-    known.add_argument("--seed", type=int, default=0)
-    known.add_argument("--out", type=Path, required=True, help="output dataset directory")
+    known.add_argument("--seed", type=seed, default=0)
+    known.add_argument("--out", type=output_dir, required=True, help="output dataset directory")
     known.set_defaults(run=run_known_c)
 
 

@@ -14,17 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from .argument_types import existing_path, output_dir, positive_int
 from .decoding_args import add_decoding_args, decode_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("distill", help="sequence-level KD data from an AT teacher (resumable)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--teacher", required=True, help="teacher checkpoint file or run directory")
+    p.add_argument("--teacher", required=True, type=existing_path,
+                   help="teacher checkpoint file or run directory")
     p.add_argument("--data", default="bundled", help="dataset directory or 'bundled'")
-    p.add_argument("--out", required=True, help="output dataset directory")
+    p.add_argument("--out", required=True, type=output_dir, help="output dataset directory")
     p.add_argument("--splits", nargs="+", default=["train", "valid", "test"])
-    p.add_argument("--chunk-size", type=int, default=1000, help="sentences per resumable chunk")
+    p.add_argument("--chunk-size", type=positive_int, default=1000, help="sentences per resumable chunk")
     p.add_argument("--overwrite", action="store_true",
                    help="discard chunks (and a KD dataset) in --out made by another teacher or with other "
                         "options, and start over")

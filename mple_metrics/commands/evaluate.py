@@ -15,17 +15,20 @@ import json
 import sys
 from pathlib import Path
 
-from .decoding_args import add_decoding_args, decode_options
+from .argument_types import existing_path, output_file
+from .decoding_args import add_decoding_args, check_beam, decode_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="BLEU (with signature) and NLL of a checkpoint on a split",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, help="checkpoint file or run directory (uses best.pt)")
+    p.add_argument("--ckpt", required=True, type=existing_path,
+                   help="checkpoint file or run directory (uses best.pt)")
     p.add_argument("--data", default="bundled", help="dataset directory or 'bundled'")
     p.add_argument("--split", default="test")
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    p.add_argument("--hyps", default=None, help="also write the detokenized outputs to this file")
+    p.add_argument("--json", default=None, type=output_file, help="also write the results to this JSON file")
+    p.add_argument("--hyps", default=None, type=output_file,
+                   help="also write the detokenized outputs to this file")
     add_decoding_args(p, default_beam=5)
     p.set_defaults(run=run)
 
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model, tokenizers, payload = load_model(args.ckpt, device)
+    check_beam(args, model)
     split = load_dataset(resolve_dataset_path(args.data), splits=(args.split,))[args.split]
     encoded = EncodedSplit.encode(split, tokenizers)
     too_long = [i + 1 for i in range(len(split)) if max(len(encoded.src[i]), len(encoded.tgt[i])) >=

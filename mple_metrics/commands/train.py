@@ -16,6 +16,7 @@ from dataclasses import fields
 from typing import Any
 
 from ..train import TrainConfig
+from . import argument_types
 
 _DEFAULTS = TrainConfig()
 
@@ -59,12 +60,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        ("dropout", float), ("clip_norm", float), ("length_loss_weight", float),
                        ("valid_every_steps", int), ("valid_bleu_max_sentences", int),
                        ("valid_beam", int), ("patience", int), ("keep_best", int),
-                       ("save_every_steps", int), ("log_every", int), ("seed", int),
+                       ("save_every_steps", int), ("log_every", int), ("seed", argument_types.seed),
                        ("max_positions", int)):
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name),
                        help=f"(default: {getattr(d, name)})")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default=d.amp, help="mixed precision (CUDA)")
-    p.add_argument("--device", default=d.device, help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default=d.device, type=argument_types.device,
+                   help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 

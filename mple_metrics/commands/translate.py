@@ -10,33 +10,34 @@ import argparse
 import sys
 from pathlib import Path
 
-from .decoding_args import add_decoding_args, decode_options
+from .argument_types import existing_path, input_file_or_stdin, output_file_or_stdout
+from .decoding_args import add_decoding_args, check_beam, decode_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("translate", help="translate a file with a trained AT or NAT checkpoint",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, help="checkpoint file or run directory (uses best.pt)")
-    p.add_argument("--input", required=True, help="source file, one sentence per line ('-' = stdin)")
-    p.add_argument("--output", default="-", help="output file ('-' = stdout, the default)")
+    p.add_argument("--ckpt", required=True, type=existing_path,
+                   help="checkpoint file or run directory (uses best.pt)")
+    p.add_argument("--input", required=True, type=input_file_or_stdin,
+                   help="source file, one sentence per line ('-' = stdin)")
+    p.add_argument("--output", default="-", type=output_file_or_stdout,
+                   help="output file ('-' = stdout, the default)")
     add_decoding_args(p, default_beam=5)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import read_lines
+    from ..data import read_lines, split_lines
     from ..decode.distill import translate_lines
     from ..atomic_write import atomic_write_text
     from ..train import load_model, resolve_device
 
     device = resolve_device(args.device)
-    if args.input == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
-        if not Path(args.input).is_file():
-            raise FileNotFoundError(f"--input file {args.input} does not exist")
-        lines = read_lines(args.input)
+    # Lines end at "\n" only (one trailing "\r" stripped), as in files read by read_lines.
+    lines = split_lines(sys.stdin.read()) if args.input == "-" else read_lines(args.input)
     model, tokenizers, _ = load_model(args.ckpt, device)
+    check_beam(args, model)
     bar = None
     if not args.quiet:
         from tqdm.auto import tqdm

@@ -1,0 +1,328 @@
+"""``mple`` on bad input: every subcommand refuses bad arguments with exit status 2 and one line on
+stderr that names the argument, never a traceback (unless ``--debug``).  Also: paths that are not
+regular files but can be read (``/dev/stdin``, FIFOs, process substitution, ``/dev/null``), a closed
+output pipe, Ctrl-C, and the line rule (``\\n`` only) of ``mple bleu`` and ``mple translate --input -``.
+
+Commands run in process through ``mple_metrics.cli.main`` except where a real process is needed."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+import pytest
+import sacrebleu
+import torch
+
+import mple_metrics.commands.bleu as bleu_command
+from mple_metrics import cli
+from mple_metrics.cli import main
+from mple_metrics.data import load_dataset
+from mple_metrics.train import Trainer
+from test_train import tiny_config, tiny_dataset
+
+# Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+HUGE_SEED = str(2**70)
+#: A CUDA device this machine does not have.
+ABSENT_GPU = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, str]:
+    """Paths the table refers to as {name}; ``ckpt`` is a run trained for one step."""
+    root = tmp_path_factory.mktemp("cli")
+    data = tiny_dataset(root / "data")
+    Trainer(tiny_config(data, root / "run", max_steps=1, valid_every_steps=0, keep_best=1)).train()
+    (root / "dir").mkdir()
+    texts = {
+        "hyp.txt": "the cat sat on the mat\nit rained all day\n",
+        "ref.txt": "the cat sat on the mat\nit rained all day long\n",
+        "short.txt": "the cat sat on the mat\n",
+        "h.ids": "1 2 3 4\n5 6 7\n",
+        "r1.ids": "1 2 3 5\n5 6 7 8\n",
+        "r2.ids": "1 2 3 4\n5 six 7\n",
+        "src.txt": "\n".join(load_dataset(data).test.src) + "\n",
+    }
+    for name, text in texts.items():
+        (root / name).write_text(text, encoding="utf-8")
+    (root / "latin1.txt").write_bytes(b"caf\xe9\nna\xefve\n")
+    paths = {name.replace(".", "_"): str(root / name) for name in texts}
+    paths.update(tmp=str(root), data=str(data), ckpt=str(root / "run"), dir=str(root / "dir"),
+                 file=str(root / "hyp.txt"), missing=str(root / "missing.txt"),
+                 latin1=str(root / "latin1.txt"), new=str(root / "new"))
+    return paths
+
+
+def run_main(argv: list[str], capsys) -> tuple[int | str | None, str, str]:
+    """(exit status, stdout, stderr) of ``mple argv``; an escaping exception is printed as the
+    traceback a user would have seen."""
+    try:
+        code = main(argv)
+    except SystemExit as exit:
+        code = exit.code
+    except BaseException:  # noqa: BLE001 -- the point is to see it
+        traceback.print_exc()
+        code = "raised"
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# (id, argv with {name} paths from the ``files`` fixture, regex the one-line message must match)
+BAD_ARGUMENTS = [
+    # mple bleu
+    ("bleu-missing-hypothesis", ["bleu", "{missing}", "{ref_txt}"], r"hypothesis.*missing\.txt"),
+    ("bleu-missing-reference", ["bleu", "{hyp_txt}", "{missing}"], r"references.*missing\.txt"),
+    ("bleu-directory-reference", ["bleu", "{hyp_txt}", "{dir}"], r"references.*directory"),
+    ("bleu-line-count", ["bleu", "{hyp_txt}", "{short_txt}"], r"short\.txt has 1 lines"),
+    ("bleu-not-utf8", ["bleu", "{hyp_txt}", "{latin1}"], r"latin1\.txt.*UTF-8"),
+    ("bleu-device-absent-gpu", ["bleu", "{hyp_txt}", "{ref_txt}", "--device", ABSENT_GPU], r"--device"),
+    ("bleu-device-bogus", ["bleu", "{hyp_txt}", "{ref_txt}", "--device", "bogus"], r"--device.*bogus"),
+    ("bleu-device-meta", ["bleu", "{hyp_txt}", "{ref_txt}", "--device", "meta"], r"--device.*meta"),
+    ("bleu-tokenize-bogus", ["bleu", "{hyp_txt}", "{ref_txt}", "--tokenize", "bogus"], r"--tokenize"),
+    ("bleu-ids-bad-token-names-its-file", ["bleu", "{h_ids}", "{r1_ids}", "{r2_ids}", "--tokenize", "ids"],
+     r"r2\.ids:2: --tokenize ids"),
+    # mple data info
+    ("data-info-missing-dataset", ["data", "info", "{missing}", "--tokenizer", "none"], r"missing\.txt"),
+    ("data-info-json-directory", ["data", "info", "{data}", "--tokenizer", "none", "--json", "{dir}"],
+     r"--json.*directory"),
+    ("data-info-json-under-a-file", ["data", "info", "{data}", "--tokenizer", "none", "--json",
+                                     "{file}/info.json"], r"--json.*not a directory"),
+    ("data-info-vocab-size-0", ["data", "info", "{data}", "--vocab-size", "0"], r"--vocab-size.*>= 1"),
+    ("data-info-vocab-size-word", ["data", "info", "{data}", "--tokenizer", "word", "--vocab-size", "-3"],
+     r"--vocab-size"),
+    ("data-info-tokenizer-bogus", ["data", "info", "{data}", "--tokenizer", "bogus"], r"--tokenizer"),
+    # mple data synth
+    ("data-synth-out-file", ["data", "synth", "a", "--from", "{data}", "--out", "{file}"], r"--out.*not a directory"),
+    ("data-synth-huge-seed", ["data", "synth", "a", "--from", "{data}", "--out", "{new}", "--seed", HUGE_SEED],
+     r"--seed.*\[0, 9223372036854775807\]"),
+    ("data-synth-replace-prob-nan", ["data", "synth", "a", "--from", "{data}", "--out", "{new}",
+                                     "--replace-prob", "nan"], r"--replace-prob"),
+    ("data-synth-drop-prob-negative", ["data", "synth", "b", "--from", "{data}", "--out", "{new}",
+                                       "--drop-prob", "-0.5"], r"--drop-prob"),
+    ("data-synth-missing-source", ["data", "synth", "a", "--from", "{missing}", "--out", "{new}"], r"missing\.txt"),
+    # mple data known-c
+    ("data-known-c-out-file", ["data", "known-c", "--kind", "iid", "--n-train", "10", "--n-valid", "2",
+                               "--n-test", "2", "--out", "{file}"], r"--out.*not a directory"),
+    ("data-known-c-huge-seed", ["data", "known-c", "--kind", "iid", "--n-train", "10", "--n-valid", "2",
+                                "--n-test", "2", "--out", "{new}", "--seed", HUGE_SEED], r"--seed"),
+    ("data-known-c-m-0", ["data", "known-c", "--kind", "iid", "--m", "0", "--out", "{new}"], r"--m\b"),
+    ("data-known-c-n-train-0", ["data", "known-c", "--kind", "iid", "--n-train", "0", "--out", "{new}"],
+     r"--n-train"),
+    ("data-known-c-concentration-inf", ["data", "known-c", "--kind", "mixture", "--concentration", "inf",
+                                        "--out", "{new}"], r"--concentration"),
+    ("data-known-c-kmodes-k-1", ["data", "known-c", "--kind", "kmodes", "--k", "1", "--n-train", "10",
+                                 "--n-valid", "2", "--n-test", "2", "--out", "{new}"], r"k >= 2"),
+    ("data-no-action", ["data"], r"ACTION"),
+    # mple demo
+    ("demo-split-bogus", ["demo", "--split", "bogus"], r"--split"),
+    # mple train (only arguments refused before any training)
+    ("train-huge-seed", ["train", "--data", "{data}", "--model", "at", "--out", "{new}", "--seed", HUGE_SEED],
+     r"--seed.*\[0, 9223372036854775807\]"),
+    ("train-device-bogus", ["train", "--data", "{data}", "--model", "at", "--out", "{new}", "--device", "bogus"],
+     r"--device"),
+    ("train-device-absent-gpu", ["train", "--data", "{data}", "--model", "at", "--out", "{new}",
+                                 "--device", ABSENT_GPU], r"--device"),
+    ("train-model-bogus", ["train", "--data", "{data}", "--model", "rnn", "--out", "{new}"], r"--model"),
+    ("train-max-steps-not-a-number", ["train", "--data", "{data}", "--model", "at", "--out", "{new}",
+                                      "--max-steps", "ten"], r"--max-steps"),
+    ("train-vocab-size-0", ["train", "--data", "{data}", "--model", "at", "--out", "{new}", "--vocab-size", "0"],
+     r"vocab.size"),
+    ("train-model-arg-without-value", ["train", "--data", "{data}", "--model", "at", "--out", "{new}",
+                                       "--model-arg", "d_model"], r"--model-arg"),
+    ("train-missing-out", ["train", "--data", "{data}", "--model", "at"], r"--out"),
+    # mple translate
+    ("translate-missing-ckpt", ["translate", "--ckpt", "{missing}", "--input", "{src_txt}"], r"--ckpt"),
+    ("translate-missing-input", ["translate", "--ckpt", "{ckpt}", "--input", "{missing}"], r"--input"),
+    ("translate-directory-input", ["translate", "--ckpt", "{ckpt}", "--input", "{dir}"], r"--input.*directory"),
+    ("translate-directory-output", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}", "--output", "{dir}"],
+     r"--output.*directory"),
+    ("translate-length-penalty-nan", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}",
+                                      "--length-penalty", "nan", "--quiet"], r"--length-penalty"),
+    ("translate-length-factor-nan", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}",
+                                     "--length-factor", "nan", "--quiet"], r"--length-factor"),
+    ("translate-length-factor--1", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}",
+                                    "--length-factor", "-1", "--quiet"], r"--length-factor.*> -1"),
+    ("translate-max-tokens-0", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}", "--max-tokens", "0",
+                                "--quiet"], r"--max-tokens"),
+    ("translate-max-len-a-inf", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}", "--max-len-a", "inf",
+                                 "--quiet"], r"--max-len-a"),
+    ("translate-beam-0", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}", "--beam", "0"], r"--beam"),
+    ("translate-beam-beyond-vocabulary", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}",
+                                          "--beam", "100000", "--quiet"], r"--beam 100000.*vocabulary"),
+    ("translate-device-meta", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}", "--device", "meta"],
+     r"--device"),
+    ("translate-huge-beam-number", ["translate", "--ckpt", "{ckpt}", "--input", "{src_txt}", "--beam", "1e3"],
+     r"--beam"),
+    # mple evaluate
+    ("evaluate-missing-ckpt", ["evaluate", "--ckpt", "{missing}", "--data", "{data}"], r"--ckpt"),
+    ("evaluate-json-directory", ["evaluate", "--ckpt", "{ckpt}", "--data", "{data}", "--json", "{dir}",
+                                 "--quiet"], r"--json.*directory"),
+    ("evaluate-hyps-directory", ["evaluate", "--ckpt", "{ckpt}", "--data", "{data}", "--hyps", "{dir}",
+                                 "--quiet"], r"--hyps.*directory"),
+    ("evaluate-beam-beyond-vocabulary", ["evaluate", "--ckpt", "{ckpt}", "--data", "{data}", "--beam", "100000",
+                                         "--quiet"], r"--beam 100000.*vocabulary"),
+    ("evaluate-length-penalty-inf", ["evaluate", "--ckpt", "{ckpt}", "--data", "{data}", "--length-penalty",
+                                     "inf", "--quiet"], r"--length-penalty"),
+    ("evaluate-missing-split", ["evaluate", "--ckpt", "{ckpt}", "--data", "{data}", "--split", "dev",
+                                "--quiet"], r"dev"),
+    # mple distill
+    ("distill-out-file", ["distill", "--teacher", "{ckpt}", "--data", "{data}", "--out", "{file}", "--quiet"],
+     r"--out.*not a directory"),
+    ("distill-missing-teacher", ["distill", "--teacher", "{missing}", "--data", "{data}", "--out", "{new}"],
+     r"--teacher"),
+    ("distill-chunk-size-0", ["distill", "--teacher", "{ckpt}", "--data", "{data}", "--out", "{new}",
+                              "--chunk-size", "0", "--quiet"], r"--chunk-size"),
+    ("distill-max-tokens-negative", ["distill", "--teacher", "{ckpt}", "--data", "{data}", "--out", "{new}",
+                                     "--max-tokens", "-5", "--quiet"], r"--max-tokens"),
+]
+
+
+@pytest.mark.parametrize("argv, pattern", [pytest.param(argv, pattern, id=name)
+                                           for name, argv, pattern in BAD_ARGUMENTS])
+def test_bad_argument_exits_2_with_one_line_naming_it(files, capsys, argv, pattern):
+    code, out, err = run_main([part.format(**files) for part in argv], capsys)
+    assert "Traceback" not in out + err, err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert re.match(r"mple [a-z-]+( [a-z-]+)?: error: ", lines[0]), lines[0]
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not Path(files["new"]).exists()  # refused before anything was written
+
+
+def test_every_subcommand_is_in_the_table():
+    commands = {sub.prog.removeprefix("mple ") for sub in cli._subparsers(cli.build_parser())
+                if sub.get_default("run") is not None}
+    assert commands == {"bleu", "data info", "data synth", "data known-c", "demo", "train", "translate",
+                        "distill", "evaluate"}
+    assert commands <= {" ".join(argv[:2]) if argv[0] == "data" else argv[0] for _, argv, _ in BAD_ARGUMENTS}
+
+
+# -- readable paths that are not regular files -------------------------------------------------
+
+def _score(out: str) -> float:
+    return json.loads(out)["score"]
+
+
+def test_dev_null_is_an_empty_file(files, capsys):
+    code, out, err = run_main(["bleu", "/dev/null", "/dev/null", "--json"], capsys)
+    assert code == 0, err
+    assert _score(out) == 0.0
+
+
+def test_process_substitution_is_read(files, capsys):
+    read_end, write_end = os.pipe()  # what bash's <(...) passes: /dev/fd/N, a pipe
+    os.write(write_end, Path(files["ref_txt"]).read_bytes())
+    os.close(write_end)
+    try:
+        code, out, err = run_main(["bleu", f"/dev/fd/{read_end}", files["ref_txt"], "--json"], capsys)
+    finally:
+        os.close(read_end)
+    assert code == 0, err
+    assert _score(out) == pytest.approx(100.0)
+
+
+def test_fifo_is_read(files, capsys, tmp_path):
+    fifo = tmp_path / "hyp.fifo"
+    os.mkfifo(fifo)
+    text = Path(files["ref_txt"]).read_bytes()
+
+    def writer():
+        with open(fifo, "wb") as handle:  # blocks until mple opens the FIFO
+            handle.write(text)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    code, out, err = run_main(["bleu", str(fifo), files["ref_txt"], "--json"], capsys)
+    if thread.is_alive():  # mple never opened it: release the writer
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    thread.join(5)
+    assert code == 0, err
+    assert _score(out) == pytest.approx(100.0)
+
+
+def test_dev_stdin_is_read(files):
+    result = subprocess.run([sys.executable, "-m", "mple_metrics.cli", "bleu", "/dev/stdin", files["ref_txt"],
+                             "--json"], input=Path(files["ref_txt"]).read_text(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert _score(result.stdout) == pytest.approx(100.0)
+
+
+# -- closed pipe, Ctrl-C, internal errors, --debug ----------------------------------------------
+
+def test_closed_pipe_exits_quietly(tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("the cat sat on the mat\n" * 20000)  # ~600 kB of sentence scores: more than a pipe holds
+    process = subprocess.Popen([sys.executable, "-m", "mple_metrics.cli", "bleu", str(big), str(big),
+                                "--sentence"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()  # like `| head -1`
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.wait(timeout=120)
+    assert first.startswith(b"1\tsentence BLEU")
+    assert err == ""
+    assert process.returncode == 1  # Python's convention for EPIPE
+
+
+def test_interrupt_exits_130_quietly(files, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bleu_command, "BLEU", interrupted)
+    code, out, err = run_main(["bleu", files["hyp_txt"], files["ref_txt"]], capsys)
+    assert (code, out, err) == (130, "", "")
+
+
+def test_internal_error_is_one_line_and_debug_shows_the_traceback(files, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(bleu_command, "BLEU", broken)
+    code, _, err = run_main(["bleu", files["hyp_txt"], files["ref_txt"]], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "mple bleu: internal error: IndexError: list index out of range (run 'mple --debug bleu ...' for the "
+        "traceback)"]
+    with pytest.raises(IndexError):
+        main(["--debug", "bleu", files["hyp_txt"], files["ref_txt"]])
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_raises_bad_input_errors(files, where):
+    argv = ["bleu", files["hyp_txt"], files["short_txt"]]
+    argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    with pytest.raises(ValueError, match="short.txt has 1 lines"):
+        main(argv)
+
+
+# -- lines end at "\n" only -------------------------------------------------------------------
+
+def test_bleu_splits_lines_at_newline_only(tmp_path, capsys):
+    # U+2028 and form feed are str.splitlines() breaks but not line ends for sacrebleu.
+    hyp = "the cat sat on the mat\u2028today\nit was a sunny day in may\nno more words here\n"
+    ref = "the cat sat on the mat today\nit was a sunny\x0cday in may\nno more words here\n"
+    (tmp_path / "hyp.txt").write_text(hyp, encoding="utf-8", newline="")
+    (tmp_path / "ref.txt").write_text(ref, encoding="utf-8", newline="")
+    code, out, err = run_main(["bleu", str(tmp_path / "hyp.txt"), str(tmp_path / "ref.txt"), "--json"], capsys)
+    assert code == 0, err
+    want = sacrebleu.corpus_bleu(hyp.split("\n")[:-1], [ref.split("\n")[:-1]])
+    assert _score(out) == pytest.approx(want.score, abs=1e-9)
+
+
+def test_translate_stdin_splits_lines_at_newline_only(files, capsys, monkeypatch):
+    words = load_dataset(files["data"]).test.src
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{words[0]}\u2028{words[1]}\r\n{words[2]}\x0c{words[3]}\n"))
+    code, out, err = run_main(["translate", "--ckpt", files["ckpt"], "--input", "-", "--beam", "1", "--quiet"],
+                              capsys)
+    assert code == 0, err
+    assert len(out.split("\n")) == 3 and out.endswith("\n")  # two translations
