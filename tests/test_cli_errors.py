@@ -108,6 +108,8 @@ BAD_ARGUMENTS = [
                                      "--replace-prob", "nan"], r"--replace-prob"),
     ("data-synth-drop-prob-negative", ["data", "synth", "b", "--from", "{data}", "--out", "{new}",
                                        "--drop-prob", "-0.5"], r"--drop-prob"),
+    ("data-synth-drop-prob-1", ["data", "synth", "b", "--from", "{data}", "--out", "{new}", "--drop-prob", "1"],
+     r"--drop-prob.*below 1"),
     ("data-synth-missing-source", ["data", "synth", "a", "--from", "{missing}", "--out", "{new}"], r"missing\.txt"),
     # mple data known-c
     ("data-known-c-out-file", ["data", "known-c", "--kind", "iid", "--n-train", "10", "--n-valid", "2",

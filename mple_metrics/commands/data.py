@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--out", type=output_dir, required=True, help="output dataset directory")
     synth.add_argument("--seed", type=seed, default=0)
     synth.add_argument("--replace-prob", type=probability, default=0.5)
-    synth.add_argument("--drop-prob", type=probability, default=0.1)
+    synth.add_argument("--drop-prob", type=_drop_prob, default=0.1, help="in [0, 1) (default 0.1)")
     synth.set_defaults(run=run_synth)
 
     known = sub.add_parser("known-c", help="dataset with exactly known conditional total correlation C")
@@ -65,6 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     known.add_argument("--seed", type=seed, default=0)
     known.add_argument("--out", type=output_dir, required=True, help="output dataset directory")
     known.set_defaults(run=run_known_c)
+
+
+def _drop_prob(text: str) -> float:
+    value = probability(text)
+    if value == 1.0:
+        raise argparse.ArgumentTypeError("must be below 1 (dropping every source word leaves nothing)")
+    return value
 
 
 def _summary(dataset, tokenizers: TokenizerPair | None) -> dict:
