@@ -1,0 +1,26 @@
+"""Estimators: the conditional total correlation C (Theorem 1) and its paired bootstrap, and readers
+for per-sentence scores from other toolkits.  See docs/estimators.md.
+
+Main entry points::
+
+    from mple_metrics.estimators import conditional_tc, format_tc_table, write_tc_report
+    estimate = conditional_tc(nat_nll_bits, at_nll_bits, n_tokens)   # per-sentence NLLs in bits
+    print(format_tc_table(estimate))
+"""
+
+from __future__ import annotations
+
+from .bootstrap import BOOTSTRAP_METHODS, BootstrapInterval, paired_bootstrap
+from .score_files import (SCORE_FORMATS, SCORE_SIGNS, SCORE_UNITS, ScoreFile, read_score_file,
+                          read_scores)
+from .total_correlation import (LENGTH_TERMS, PER_SENTENCE_COLUMNS, REPORT_FILES, TCEstimate,
+                                c_histogram_png, combine_seeds, conditional_tc, format_tc_table,
+                                per_sentence_tsv, tc_signature, write_tc_report)
+
+__all__ = [
+    "BOOTSTRAP_METHODS", "BootstrapInterval", "paired_bootstrap",
+    "SCORE_FORMATS", "SCORE_SIGNS", "SCORE_UNITS", "ScoreFile", "read_score_file", "read_scores",
+    "LENGTH_TERMS", "PER_SENTENCE_COLUMNS", "REPORT_FILES", "TCEstimate", "c_histogram_png",
+    "combine_seeds", "conditional_tc", "format_tc_table", "per_sentence_tsv", "tc_signature",
+    "write_tc_report",
+]
