@@ -10,7 +10,7 @@ CSRC := $(shell find csrc -type f 2>/dev/null)
 PKG_STAMP := $(VENV)/.mple-installed
 DEPS_STAMP := $(VENV)/.mple-deps
 
-.PHONY: install test demo bench cuda-check clean
+.PHONY: install test fuzz demo bench cuda-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ install: $(PKG_STAMP)
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The property-based tests (hypothesis) with ~1000 examples per property instead of make test's few dozen.
+fuzz: install
+	$(PY) -m pytest -q tests/test_properties_*.py --hypothesis-profile=thorough
 
 demo: install
 	$(VENV)/bin/mple demo
