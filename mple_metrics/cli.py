@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mple_metrics.commands.translate",
     "mple_metrics.commands.distill",
     "mple_metrics.commands.evaluate",
+    "mple_metrics.commands.estimate",
 )
 
 

@@ -185,6 +185,24 @@ BAD_ARGUMENTS = [
                               "--chunk-size", "0", "--quiet"], r"--chunk-size"),
     ("distill-max-tokens-negative", ["distill", "--teacher", "{ckpt}", "--data", "{data}", "--out", "{new}",
                                      "--max-tokens", "-5", "--quiet"], r"--max-tokens"),
+    # mple estimate tc
+    ("estimate-no-estimator", ["estimate"], r"ESTIMATOR"),
+    ("estimate-tc-no-data", ["estimate", "tc", "--out", "{new}"], r"--data is required"),
+    ("estimate-tc-out-file", ["estimate", "tc", "--data", "{data}", "--out", "{file}"], r"--out.*not a directory"),
+    ("estimate-tc-nat-without-at", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--nat", "{ckpt}"],
+     r"--nat and --at go together"),
+    ("estimate-tc-at-as-nat", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--nat", "{ckpt}",
+                               "--at", "{ckpt}", "--quiet"], r"--nat must be a NAT checkpoint"),
+    ("estimate-tc-models-and-scores", ["estimate", "tc", "--out", "{new}", "--nat", "{ckpt}", "--at", "{ckpt}",
+                                       "--nat-scores", "{hyp_txt}", "--at-scores", "{hyp_txt}"], r"alternatives"),
+    ("estimate-tc-missing-scores", ["estimate", "tc", "--out", "{new}", "--nat-scores", "{missing}",
+                                    "--at-scores", "{hyp_txt}"], r"--nat-scores.*missing\.txt"),
+    ("estimate-tc-scores-not-numbers", ["estimate", "tc", "--out", "{new}", "--nat-scores", "{hyp_txt}",
+                                        "--at-scores", "{hyp_txt}"], r"hyp\.txt:1"),
+    ("estimate-tc-length-terms-bogus", ["estimate", "tc", "--data", "{data}", "--out", "{new}",
+                                        "--length-terms", "some"], r"--length-terms"),
+    ("estimate-tc-seeds-0", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--seeds", "0"], r"--seeds"),
+    ("estimate-tc-lr-nan", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--lr", "nan"], r"--lr"),
 ]
 
 
@@ -205,8 +223,9 @@ def test_every_subcommand_is_in_the_table():
     commands = {sub.prog.removeprefix("mple ") for sub in cli._subparsers(cli.build_parser())
                 if sub.get_default("run") is not None}
     assert commands == {"bleu", "data info", "data synth", "data known-c", "demo", "train", "translate",
-                        "distill", "evaluate"}
-    assert commands <= {" ".join(argv[:2]) if argv[0] == "data" else argv[0] for _, argv, _ in BAD_ARGUMENTS}
+                        "distill", "evaluate", "estimate tc"}
+    assert commands <= {" ".join(argv[:2]) if argv[0] in ("data", "estimate") else argv[0]
+                        for _, argv, _ in BAD_ARGUMENTS}
 
 
 # -- readable paths that are not regular files -------------------------------------------------

@@ -314,7 +314,11 @@ def c_histogram_png(estimate: TCEstimate) -> bytes:
     figure = Figure(figsize=(6.4, 4.2), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    axes.hist(c, bins=bins, color="#4c72b0", alpha=0.85)
+    low_c, high_c = float(c.min()), float(c.max())
+    spread = None
+    if high_c - low_c <= 1e-9 * max(1.0, abs(high_c)):  # (nearly) constant: matplotlib cannot bin it
+        spread = (low_c - 0.5, high_c + 0.5)
+    axes.hist(c, bins=bins, range=spread, color="#4c72b0", alpha=0.85)
     low, high = estimate.ci95_bits_per_sentence
     label = f"{estimate.confidence:.0%} CI"
     axes.axvspan(low, high, color="#dd8452", alpha=0.3, label=f"{label} [{low:.3f}, {high:.3f}]")

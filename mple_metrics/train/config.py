@@ -19,7 +19,7 @@ AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 #: ``out`` is where the run is now: a moved or copied run directory resumes.
 RESUMABLE_OVERRIDES: frozenset[str] = frozenset({
     "max_steps", "max_epochs", "quiet", "log_every", "patience", "save_every_steps", "resume",
-    "valid_bleu_max_sentences", "device", "out",
+    "valid_bleu_max_sentences", "valid_bleu", "device", "out",
 })
 
 #: Fields that ``mple train`` does not expose as options (errors name the field, not an option).
@@ -73,8 +73,9 @@ class TrainConfig:
     (0 = off), ``update_freq`` gradient accumulation, ``amp`` (CUDA only).
     Batching: ``max_tokens`` padded tokens per batch per process, ``max_sentences``.
     Schedule: ``max_steps`` (0 = no limit) and ``max_epochs``; validation every epoch or every
-    ``valid_every_steps``; early stop after ``patience`` validations without a better validation
-    NLL (0 = never); ``keep_best`` checkpoints kept and averaged; ``save_every_steps`` extra
+    ``valid_every_steps`` (NLL, and BLEU of greedy/beam outputs unless ``valid_bleu`` is False,
+    on the first ``valid_bleu_max_sentences`` sentences, 0 = all); early stop after ``patience``
+    validations without a better validation NLL (0 = never); ``keep_best`` checkpoints kept and averaged; ``save_every_steps`` extra
     ``last.pt`` writes between validations.
     """
 
@@ -108,6 +109,7 @@ class TrainConfig:
     max_epochs: int = 100
     valid_every_steps: int = 0
     valid_bleu_max_sentences: int = 0
+    valid_bleu: bool = True
     valid_beam: int = 1
     patience: int = 5
     keep_best: int = 3
@@ -149,7 +151,7 @@ class TrainConfig:
         if (not isinstance(self.betas, tuple) or len(self.betas) != 2
                 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in self.betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        for name in ("quiet", "resume"):
+        for name in ("quiet", "resume", "valid_bleu"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{option_name(name)} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.model_overrides, dict):

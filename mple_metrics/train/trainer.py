@@ -351,7 +351,7 @@ class Trainer:
             metrics = validate(self.raw_model, self.valid_encoded, self.valid_refs, self.tokenizers,
                                max_tokens=c.max_tokens, device=self.device,
                                options=DecodeOptions(beam=c.valid_beam),
-                               bleu_max_sentences=c.valid_bleu_max_sentences)
+                               bleu_max_sentences=c.valid_bleu_max_sentences, bleu=c.valid_bleu)
             metrics.update(step=self.progress.step, epoch=self.progress.epoch,
                            seconds=round(time.perf_counter() - started, 3))
             nll = metrics["nll_bits_per_token"]

@@ -9,7 +9,8 @@ files would.  Only the id-level BLEU uses the tokenized references.
 
 NLL conventions: AT scores ``y_1..y_T </s>`` (T+1 positions per sentence); NAT scores ``y_1..y_T``
 at the gold length T (length term reported separately), so ``nll_bits_per_token`` divides by T+1
-for AT and T for NAT.  Deterministic (the model runs in eval mode).
+for AT and T for NAT.  ``length_nll_bits_per_sentence`` is each model's length term: the NAT's length
+predictor -log2 P(T | X) (not in its NLL), the AT's end-of-sentence term (in its NLL).  Deterministic (the model runs in eval mode).
 """
 
 from __future__ import annotations
@@ -36,17 +37,21 @@ def reference_nll(model: ATModel | NATModel, encoded: EncodedSplit, max_tokens: 
     is_at = isinstance(model, ATModel)
     for batch in BatchIterator(encoded, max_tokens=max_tokens, shuffle=False, drop_uneven=False):
         batch = batch.to(device)
-        total += float(score_targets(model, batch).sum())
+        scores = score_targets(model, batch)
+        total += float(scores.sum())
         positions += batch.num_tokens + (len(batch) if is_at else 0)
-        if not is_at:
+        if is_at:  # the end-of-sentence term: the AT's length term
+            length_total += float((scores - score_targets(model, batch, include_eos=False)).sum())
+        else:
             length_total += float(nat_length_nll(model, batch.src, batch.src_lengths,
                                                  batch.tgt_lengths).double().sum()) / math.log(2.0)
     model.train(was_training)
     result = {"nll_bits_per_token": total / max(positions, 1),
               "nll_bits_per_sentence": total / max(len(encoded), 1),
               "scored_positions": positions, "sentences": len(encoded)}
-    if not is_at:
-        result["length_nll_bits_per_sentence"] = length_total / max(len(encoded), 1)
+    # The length term of each model: the NAT's length predictor (not in nll_bits_*), the AT's
+    # end-of-sentence prediction (included in nll_bits_*).
+    result["length_nll_bits_per_sentence"] = length_total / max(len(encoded), 1)
     return result
 
 
@@ -87,11 +92,13 @@ def bleu_scores(hypotheses: Sequence[Sequence[int]], references: Sequence[Sequen
 def validate(model: ATModel | NATModel, encoded: EncodedSplit, references: Sequence[Sequence[str]],
              tokenizers: TokenizerPair, max_tokens: int, device: torch.device,
              options: DecodeOptions = DecodeOptions(), bleu_max_sentences: int = 0,
-             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[int], None] | None = None, bleu: bool = True) -> dict[str, Any]:
     """NLL and BLEU on a split.  ``references[i]`` are the reference strings of sentence i as
     written in the dataset (target first; see :func:`bleu_scores`).  ``bleu_max_sentences`` > 0
-    decodes only the first that many sentences."""
+    decodes only the first that many sentences; ``bleu=False`` decodes nothing (NLL only)."""
     result: dict[str, Any] = reference_nll(model, encoded, max_tokens, device)
+    if not bleu:
+        return result
     count = len(encoded) if bleu_max_sentences <= 0 else min(bleu_max_sentences, len(encoded))
     hyps = translate_encoded(model, encoded.src[:count], options, max_tokens=max_tokens, device=device,
                              progress=progress)

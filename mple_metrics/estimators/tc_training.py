@@ -1,0 +1,265 @@
+"""Training the two models of a C estimate: an MLE NAT and an AT of one family, within a budget,
+early-stopped on the validation split, with a record of whether Ĉ has converged.
+
+V-entropy (Xu et al. 2020; paper footnote 3, Appendix B) is the best held-out NLL reachable within a
+model family, so both models are trained by plain maximum likelihood: no label smoothing (it raises
+both NLLs and biases Ĉ), the same architecture, size and tokenizer, validation by NLL only (no
+decoding), early stopping on the validation split (never the evaluation split).
+
+The schedule is derived from the data and the budget, not fixed: a fixed warmup of 1,000 updates
+never ends on a small dataset (a known-C epoch is ~45 updates), so warmup is 10% of the planned
+updates (at most 1,000, at least 1), the token budget per batch is lowered (to at least 256) so
+that an epoch has about :data:`MIN_UPDATES_PER_EPOCH` updates, and the peak learning rate depends
+on the model size (:data:`DEFAULT_LR`).
+
+Convergence: after every validation round r (one per epoch), Ĉ_valid(r) is the difference of the
+two models' validation NLLs at their best checkpoints so far, per token, in the estimate's length
+convention.  The estimate is ``converged`` when both models early-stopped (their validation NLL
+stopped improving, rather than the budget running out) and Ĉ_valid moved by at most
+:data:`CONVERGENCE_RELATIVE` (or :data:`CONVERGENCE_ABSOLUTE_BITS` bits per token, where Ĉ is near
+0) over the last :data:`CONVERGENCE_WINDOW` rounds.
+
+Runs live in ``OUT/seed<k>/{nat,at}`` with one shared tokenizer in ``OUT/tokenizer``; a killed run
+resumes, and a finished one with the same settings is reused, not retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data import BatchIterator, EncodedSplit, TokenizerPair, load_dataset, resolve_dataset_path
+from ..train import TrainConfig, train
+from .scoring import check_length_terms
+
+MIN_UPDATES_PER_EPOCH = 150
+#: Peak learning rate by model size: small Transformers train stably (and many times faster) at
+#: rates the base model would diverge at.
+DEFAULT_LR = {"tiny": 2e-3, "small": 1e-3, "base": 5e-4}
+MIN_MAX_TOKENS = 256
+CONVERGENCE_WINDOW = 3
+CONVERGENCE_RELATIVE = 0.02
+CONVERGENCE_ABSOLUTE_BITS = 0.01
+
+
+@dataclass(frozen=True)
+class TCTrainingSettings:
+    """What the two training runs share.  ``budget_steps`` > 0 caps the updates of each model
+    (``max_epochs`` caps them too); ``max_tokens`` None derives the batch size from the data;
+    ``lr`` None takes :data:`DEFAULT_LR` of the size."""
+
+    data: str
+    out: str
+    tokenizer_kind: str = "word"
+    vocab_size: int = 8000
+    size: str = "tiny"
+    max_epochs: int = 30
+    budget_steps: int = 0
+    patience: int = 3
+    lr: float | None = None
+    max_tokens: int | None = None
+    dropout: float = 0.1
+    device: str = "cpu"
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not isinstance(self.budget_steps, int) or self.budget_steps < 0:
+            raise ValueError(f"--budget-steps must be an integer >= 0, got {self.budget_steps!r}")
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
+            raise ValueError(f"--max-tokens must be an integer >= 1, got {self.max_tokens!r}")
+
+
+@dataclass
+class Schedule:
+    """The derived optimisation schedule, recorded in the output."""
+
+    max_tokens: int
+    updates_per_epoch: int
+    planned_updates: int
+    warmup_steps: int
+    max_epochs: int
+    max_steps: int
+    patience: int
+    lr: float
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class PairRun:
+    """One seed's two trained models and the convergence record of their Ĉ."""
+
+    seed: int
+    nat_dir: Path
+    at_dir: Path
+    nat_summary: dict[str, Any]
+    at_summary: dict[str, Any]
+    c_valid_bits_per_token: list[float] = field(default_factory=list)
+    converged: bool = False
+    convergence_note: str = ""
+
+    def checkpoint(self, kind: str) -> Path:
+        return (self.nat_dir if kind == "nat" else self.at_dir) / "best.pt"
+
+
+def shared_tokenizer(settings: TCTrainingSettings) -> TokenizerPair:
+    """The tokenizer of both models, learnt once on the training split and kept in OUT/tokenizer
+    (written to a temporary folder and renamed, so a kill never leaves half of it)."""
+    target = Path(settings.out) / "tokenizer"
+    if target.is_dir():
+        return TokenizerPair.load(target)
+    train_split = load_dataset(resolve_dataset_path(settings.data), splits=("train",)).train
+    tokenizers = TokenizerPair.train(train_split.src, train_split.tgt, kind=settings.tokenizer_kind,
+                                     vocab_size=settings.vocab_size)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))
+    try:
+        tokenizers.save(scratch)
+        os.replace(scratch, target)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch)
+    return TokenizerPair.load(target)
+
+
+def derive_schedule(settings: TCTrainingSettings, tokenizers: TokenizerPair) -> Schedule:
+    """Batch size and warmup from the size of the training split and the budget (module docstring)."""
+    train_split = load_dataset(resolve_dataset_path(settings.data), splits=("train",)).train
+    encoded = EncodedSplit.encode(train_split, tokenizers)
+    padded_tokens = int(sum(max(s, t + 1) for s, t in zip(encoded.src_lengths(), encoded.tgt_lengths())))
+    max_tokens = settings.max_tokens
+    if max_tokens is None:
+        max_tokens = min(4096, max(MIN_MAX_TOKENS, padded_tokens // MIN_UPDATES_PER_EPOCH))
+    updates = len(BatchIterator(encoded, max_tokens=max_tokens, shuffle=True, seed=0))
+    planned = settings.budget_steps or updates * settings.max_epochs
+    if settings.budget_steps:
+        planned = min(planned, updates * settings.max_epochs)
+    return Schedule(max_tokens=max_tokens, updates_per_epoch=updates, planned_updates=planned,
+                    warmup_steps=max(1, min(1000, planned // 10)), max_epochs=settings.max_epochs,
+                    max_steps=settings.budget_steps, patience=settings.patience,
+                    lr=settings.lr if settings.lr is not None else DEFAULT_LR[settings.size])
+
+
+def run_config(settings: TCTrainingSettings, schedule: Schedule, kind: str, seed: int) -> TrainConfig:
+    out = Path(settings.out)
+    return TrainConfig(
+        data=settings.data, out=str(out / f"seed{seed}" / kind), model=kind, size=settings.size,
+        tokenizer=str(out / "tokenizer"), tokenizer_kind=settings.tokenizer_kind,
+        vocab_size=settings.vocab_size, dropout=settings.dropout, lr=schedule.lr,
+        warmup_steps=schedule.warmup_steps, label_smoothing=schedule.label_smoothing,
+        max_tokens=schedule.max_tokens, max_steps=schedule.max_steps, max_epochs=schedule.max_epochs,
+        patience=schedule.patience, keep_best=1, valid_bleu=False, seed=seed, device=settings.device,
+        quiet=settings.quiet)
+
+
+def train_or_reuse(config: TrainConfig) -> dict[str, Any]:
+    """Train ``config``; resume its run if one was started; reuse it if it finished with the same
+    settings (``summary.json`` beside a matching ``config.json``)."""
+    out = Path(config.out)
+    saved_config, summary = out / "config.json", out / "summary.json"
+    if saved_config.is_file():
+        saved = TrainConfig.load_json(saved_config)
+        if saved.tokenizer != config.tokenizer:
+            # The estimate's folder was moved or copied: its shared tokenizer is the same one.  A
+            # resumed run restores the tokenizer from its checkpoint; a run without one restarts.
+            if (out / "last.pt").is_file() or Path(str(saved.tokenizer)).is_dir():
+                config = TrainConfig.from_dict({**config.to_dict(), "tokenizer": saved.tokenizer})
+            else:
+                saved_config.unlink()
+                return train(config)
+        differences = config.resume_differences(saved)
+        if differences:
+            raise ValueError(f"{out} holds a run with other settings ({'; '.join(differences)}); "
+                             "use another --out")
+        if summary.is_file() and (out / "best.pt").is_file():
+            return json.loads(summary.read_text(encoding="utf-8"))
+        config = TrainConfig.from_dict({**config.to_dict(), "resume": True})
+    return train(config)
+
+
+def validation_records(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "valid.jsonl"
+    records = []
+    for line in path.read_text(encoding="utf-8").split("\n") if path.is_file() else []:
+        if line.strip():
+            records.append(json.loads(line))
+    return records
+
+
+def _sentence_nll(record: dict[str, Any], kind: str, length_terms: str) -> float:
+    """A validation record's NLL per sentence (bits) in the estimate's length convention."""
+    nll = float(record["nll_bits_per_sentence"])
+    length = float(record.get("length_nll_bits_per_sentence", 0.0))
+    if kind == "nat":
+        return nll + length if length_terms == "include" else nll
+    return nll if length_terms == "include" else nll - length
+
+
+def _best_so_far(records: list[dict[str, Any]], kind: str, length_terms: str) -> list[float]:
+    """After each validation, the NLL (per sentence) of the checkpoint early stopping keeps then."""
+    best_key, best_value, out = math.inf, math.nan, []
+    for record in records:
+        if record["nll_bits_per_token"] < best_key:
+            best_key, best_value = record["nll_bits_per_token"], _sentence_nll(record, kind, length_terms)
+        out.append(best_value)
+    return out
+
+
+def convergence(nat_records: list[dict[str, Any]], at_records: list[dict[str, Any]],
+                nat_stopped: bool, at_stopped: bool, length_terms: str) -> tuple[list[float], bool, str]:
+    """(Ĉ_valid in bits per token after each round, converged, why) — module docstring."""
+    check_length_terms(length_terms)
+    if not nat_records or not at_records:
+        return [], False, "no validation records"
+    nat, at = _best_so_far(nat_records, "nat", length_terms), _best_so_far(at_records, "at", length_terms)
+    sentences = nat_records[-1]["sentences"]
+    tokens = nat_records[-1]["scored_positions"]  # the NAT scores the T target tokens of each sentence
+    per_token = sentences / max(tokens, 1)
+    rounds = max(len(nat), len(at))
+    c = [(nat[min(r, len(nat) - 1)] - at[min(r, len(at) - 1)]) * per_token for r in range(rounds)]
+    reasons = []
+    if not nat_stopped:
+        reasons.append("the NAT did not early-stop (budget reached while its validation NLL still improved)")
+    if not at_stopped:
+        reasons.append("the AT did not early-stop (budget reached while its validation NLL still improved)")
+    if len(c) < CONVERGENCE_WINDOW:
+        reasons.append(f"fewer than {CONVERGENCE_WINDOW} validation rounds")
+    else:
+        window = c[-CONVERGENCE_WINDOW:]
+        moved = max(window) - min(window)
+        tolerance = max(CONVERGENCE_RELATIVE * abs(c[-1]), CONVERGENCE_ABSOLUTE_BITS)
+        if moved > tolerance:
+            reasons.append(f"Ĉ on the valid split moved {moved:.4f} bits/token over the last "
+                           f"{CONVERGENCE_WINDOW} validations (tolerance {tolerance:.4f})")
+    converged = not reasons
+    note = ("both models early-stopped and Ĉ on the valid split is stable" if converged
+            else "; ".join(reasons))
+    return c, converged, note
+
+
+def train_pair(settings: TCTrainingSettings, seed: int, length_terms: str = "include",
+               schedule: Schedule | None = None) -> tuple[PairRun, Schedule]:
+    """Train (or resume, or reuse) the NAT and AT of one seed; returns the runs and the schedule."""
+    tokenizers = shared_tokenizer(settings)
+    schedule = schedule or derive_schedule(settings, tokenizers)
+    runs = {}
+    for kind in ("nat", "at"):
+        config = run_config(settings, schedule, kind, seed)
+        runs[kind] = (Path(config.out), train_or_reuse(config))
+    (nat_dir, nat_summary), (at_dir, at_summary) = runs["nat"], runs["at"]
+    c, converged, note = convergence(validation_records(nat_dir), validation_records(at_dir),
+                                     bool(nat_summary.get("stopped_early")),
+                                     bool(at_summary.get("stopped_early")), length_terms)
+    return PairRun(seed, nat_dir, at_dir, nat_summary, at_summary, c, converged, note), schedule
+
+
+def schedule_dict(schedule: Schedule) -> dict[str, Any]:
+    return asdict(schedule)
