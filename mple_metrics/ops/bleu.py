@@ -18,7 +18,7 @@ Results are deterministic and run on the device of ``hyps``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Union
 
 import numpy as np
@@ -77,39 +77,47 @@ def _check_sequence_list(seqs: object, name: str, what: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor or a list of {what}, got {type(seqs).__name__}")
 
 
-def _first_bad_id(seqs: Sequence[Sequence[int]], name: str) -> None:
-    """Raises for the first entry that is not an integer in the int64 range (the slow path)."""
+def _checked_ids(seqs: Sequence[Sequence[int]], label: Callable[[int], str]) -> np.ndarray:
+    """The ids as int64 (the slow path), or an error naming the first entry that is not an integer
+    in the int64 range (``label(row)`` names a row, e.g. ``refs[0][1]``)."""
+    flat = []
     for row, seq in enumerate(seqs):
         for col, value in enumerate(seq):
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name}[{row}][{col}] = {value!r} is not an integer token id "
+                shown = value.item() if isinstance(value, np.generic) else value
+                raise TypeError(f"{label(row)}[{col}] = {shown!r} is not an integer token id "
                                 f"(got {type(value).__name__})")
             if not INT64_MIN <= int(value) <= INT64_MAX:
-                raise ValueError(f"{name}[{row}][{col}] = {int(value)} is outside the int64 range "
+                raise ValueError(f"{label(row)}[{col}] = {int(value)} is outside the int64 range "
                                  f"[-2**63, 2**63 - 1] of token ids")
+            flat.append(int(value))
+    return np.array(flat, dtype=np.int64)
 
 
-def _pad(seqs: Sequence[Sequence[int]], name: str) -> tuple[Tensor, Tensor]:
+def _pad(seqs: Sequence[Sequence[int]], name: str,
+         label: Callable[[int], str] | None = None) -> tuple[Tensor, Tensor]:
     """Right-pads a list of id sequences into (N, max_len) int64 plus lengths (N,).
 
-    Ids must be Python or numpy integers in the int64 range: numpy would otherwise store ids in
-    [2**63, 2**64) as uint64 and a cast would wrap them onto negative ids (a false match).
+    Ids must be Python or numpy integers (not bools) in the int64 range: numpy would otherwise store
+    ids in [2**63, 2**64) as uint64, which a cast wraps onto negative ids (a false match), turn a
+    bool among ints into 0/1, and mix uint64 with negative ids into float64.  Errors name the entry
+    as ``label(row)[col]`` (default ``name[row][col]``).
     """
+    label = label or (lambda row: f"{name}[{row}]")
     for row, seq in enumerate(seqs):
         if isinstance(seq, (str, bytes)) or not isinstance(seq, (Sequence, np.ndarray)):
-            raise TypeError(f"{name}[{row}] must be a list of integer token ids, got {type(seq).__name__}")
+            raise TypeError(f"{label(row)} must be a list of integer token ids, got {type(seq).__name__}")
     lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+    values = list(itertools.chain.from_iterable(seqs))
     try:
-        flat = np.array(list(itertools.chain.from_iterable(seqs)))
+        flat = np.array(values)
     except (TypeError, ValueError, OverflowError):
         flat = None
-    if flat is None or (flat.size and (flat.dtype != np.int64 or flat.ndim != 1)):
-        if flat is not None and flat.ndim == 1 and flat.dtype.kind == "i" and flat.dtype.itemsize < 8:
-            flat = flat.astype(np.int64)
-        else:
-            _first_bad_id(seqs, name)
-            raise TypeError(f"{name} must be sequences of integer token ids")  # pragma: no cover
-    flat = torch.from_numpy(flat.astype(np.int64, copy=False))
+    fast = (flat is not None and flat.ndim == 1 and flat.dtype.kind in "iu"
+            and (flat.dtype.itemsize < 8 or flat.dtype == np.int64)
+            and not any(isinstance(v, (bool, np.bool_)) for v in values))
+    flat = flat.astype(np.int64) if fast else _checked_ids(seqs, label)
+    flat = torch.from_numpy(flat)
     width = int(lengths.max()) if len(seqs) else 0
     padded = torch.zeros((len(seqs), width), dtype=torch.int64)
     # Flat element k of row r lands at r * width + (k - start of row r).
@@ -195,7 +203,9 @@ def prepare_bleu_batch(
     flat_refs = [ref for row in refs for ref in row]
     if any(isinstance(ref, (str, bytes)) for ref in flat_refs[:1]) or isinstance(refs[0], (str, bytes)):
         raise TypeError("refs must be lists of token-id lists, got strings; use mple_metrics.metrics.BLEU for text")
-    flat_t, flat_len = _pad(flat_refs, "refs")
+    # Errors name a reference by its own place, refs[b][r], not its place in the flat list.
+    owners = [(b, r) for b, row in enumerate(refs) for r in range(len(row))]
+    flat_t, flat_len = _pad(flat_refs, "refs", lambda k: f"refs[{owners[k][0]}][{owners[k][1]}]")
     # Rows with fewer than max_refs references get absent (-1) slots; empty ones are present (0).
     max_refs = int(num_refs.max()) if len(refs) else 1
     rows = torch.repeat_interleave(torch.arange(len(refs)), num_refs)
@@ -327,7 +337,9 @@ def pairwise_bleu_stats(cands: Union[Tensor, Sequence[Sequence[Sequence[int]]]],
         if len(sizes) > 1:
             raise ValueError(f"cands must hold the same number K of candidates per source, got {sorted(sizes)}")
         k = sizes.pop() if sizes else 0
-        flat, flat_len = _pad([c for row in cands for c in row], "cands")
+        owners = [(b, i) for b, row in enumerate(cands) for i in range(len(row))]
+        flat, flat_len = _pad([c for row in cands for c in row], "cands",
+                              lambda k: f"cands[{owners[k][0]}][{owners[k][1]}]")
         cands_t = flat.view(len(cands), k, flat.shape[1])
         len_t = flat_len.view(len(cands), k)
     return torch.ops.mple.pairwise_bleu_stats(cands_t, len_t)

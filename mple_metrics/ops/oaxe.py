@@ -155,8 +155,9 @@ def oaxe_loss(
     targets, lengths = _check_oaxe_args(log_probs, targets, lengths)
     proxy, valid = _assigned_targets(log_probs, targets, lengths)
     if log_probs.shape[2] == 0:  # V = 0: only empty sentences, nothing to gather
-        zero = log_probs.new_zeros(())
-        return log_probs.new_zeros((log_probs.shape[0],)) if reduction == "none" else zero
+        # Sums over the empty vocabulary: zeros that keep the graph (backward gives zero gradients).
+        per_sentence = log_probs.sum(dim=(1, 2))
+        return per_sentence if reduction == "none" else per_sentence.sum()
     selected = log_probs.gather(2, proxy[..., None]).squeeze(2)  # log P_j(Y_sigma(j)), (B, L)
     keep = valid
     if truncate is not None:
