@@ -44,7 +44,9 @@ def at_token_nll(model: ATModel, src: Tensor, src_lengths: Tensor, tgt: Tensor, 
     with _grad_context(grad):
         logits = model(src, src_lengths, tgt, tgt_lengths)
         _, outputs = teacher_forcing(tgt, tgt_lengths)
-        nll = F.cross_entropy(at_least_float32(logits).transpose(1, 2), outputs, reduction="none")
+        # (B*T, V) rows: a transposed (B, V, T) input would make the softmax reduce over strided memory.
+        flat = at_least_float32(logits).reshape(-1, logits.shape[-1])
+        nll = F.cross_entropy(flat, outputs.reshape(-1), reduction="none").view(outputs.shape)
         return nll.masked_fill(padding_mask(tgt_lengths + 1, outputs.shape[1]), 0.0)
 
 

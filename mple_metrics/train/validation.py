@@ -24,7 +24,7 @@ import torch
 from ..data import BatchIterator, EncodedSplit, TokenizerPair
 from ..decode import DecodeOptions, translate_encoded
 from ..metrics import BLEU
-from ..models import ATModel, NATModel, nat_length_nll, score_targets
+from ..models import ATModel, NATModel, at_token_nll, nat_length_nll, score_targets
 
 
 @torch.no_grad()
@@ -37,12 +37,13 @@ def reference_nll(model: ATModel | NATModel, encoded: EncodedSplit, max_tokens: 
     is_at = isinstance(model, ATModel)
     for batch in BatchIterator(encoded, max_tokens=max_tokens, shuffle=False, drop_uneven=False):
         batch = batch.to(device)
-        scores = score_targets(model, batch)
-        total += float(scores.sum())
         positions += batch.num_tokens + (len(batch) if is_at else 0)
-        if is_at:  # the end-of-sentence term: the AT's length term
-            length_total += float((scores - score_targets(model, batch, include_eos=False)).sum())
+        if is_at:  # one forward pass: the tokens and the end-of-sentence term (the AT's length term)
+            nll = at_token_nll(model, batch.src, batch.src_lengths, batch.tgt, batch.tgt_lengths).double()
+            total += float(nll.sum()) / math.log(2.0)
+            length_total += float(nll.gather(1, batch.tgt_lengths.unsqueeze(1)).sum()) / math.log(2.0)
         else:
+            total += float(score_targets(model, batch).sum())
             length_total += float(nat_length_nll(model, batch.src, batch.src_lengths,
                                                  batch.tgt_lengths).double().sum()) / math.log(2.0)
     model.train(was_training)
