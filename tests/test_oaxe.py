@@ -248,3 +248,12 @@ def test_huge_batches_are_refused_before_allocating():
     with pytest.raises(ValueError, match=r"oaxe: the cost matrices \(B, L, L\) = \(4, 60000, 60000\) "
                                          r"would need 107\.\d+ GiB"):
         oaxe_loss(log_probs, targets, torch.full((4,), 60000))
+
+
+def test_truncation_compares_in_float64():
+    # float32(ln 0.5) = -0.69314718246... < ln 0.5: below the threshold, so the term is dropped; a
+    # float32 comparison would round ln 0.5 to the same float32 and keep it.
+    log_probs = torch.tensor([[[math.log(0.5)]]], dtype=torch.float32)
+    assert float(log_probs) < math.log(0.5)
+    loss = oaxe_loss(log_probs, torch.tensor([[0]]), torch.tensor([1]), truncate=0.5, reduction="sum")
+    assert float(loss) == 0.0

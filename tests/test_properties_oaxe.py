@@ -176,10 +176,6 @@ def test_loss_proxy_and_gradient_equal_brute_force_over_orderings(case, truncate
         totals.append(values[b])
         if truncate is not None:
             ln_p = math.log(truncate)
-            ln_p32 = float(torch.tensor(ln_p, dtype=torch.float32))
-            # A float32 log-prob equal to float32(ln p) < ln p is left out (see the xfail below).
-            boundary = dtype == torch.float32 and ln_p32 < ln_p and any(-c == ln_p32 for c in picked)
-        if truncate is not None and not boundary:
             kept = [c for c in picked if -c >= ln_p]
             got = float(oaxe_loss(log_probs, targets, lengths, truncate=truncate, reduction="none")[b])
             assert_total(got, math.fsum(kept), cost, dtype, f"sentence {b}: loss truncated at p = {truncate}")
@@ -221,10 +217,6 @@ def test_an_empty_vocabulary_batch_backpropagates_zeros():
     assert torch.equal(log_probs.grad, torch.zeros_like(log_probs))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect in mple_metrics/ops/oaxe.py oaxe_loss: truncate compares float32 log-probs with ln p rounded to "
-    "float32, so a term with log P = float32(ln 0.5) < ln 0.5 is kept, while the definition (log P < ln p "
-    "contributes 0) and oaxe_loss_reference drop it"))
 def test_truncation_compares_float32_log_probs_with_ln_p_itself():
     log_probs = torch.tensor([[[math.log(0.5)]]], dtype=torch.float32)
     assert float(log_probs) < math.log(0.5)  # float32(ln 0.5) = -0.69314718246...

@@ -158,7 +158,8 @@ def _raise_on_invalid(loss: Tensor) -> None:
     bad = torch.isnan(loss)
     if bool(bad.any()):
         (row,) = first_index(bad)
-        raise ValueError(f"log_probs holds NaN or +inf at entries the AXE DP reads (sequence {row}); "
+        raise ValueError(f"log_probs holds NaN or +inf at entries the AXE DP reads (sequence {row}), or "
+                         "values so large that the DP's sums overflow; "
                          "log-probabilities must be finite or -inf")
 
 

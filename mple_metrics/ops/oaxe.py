@@ -107,8 +107,8 @@ def _raise_for_oaxe_status(status: Tensor, lengths: Tensor) -> None:
         raise ValueError(f"sentence {b}: every ordering of its {length} target tokens gives some "
                          "prediction a zero probability (log_probs = -inf), so the OaXE loss is +inf")
     if code == LAP_COST_OUT_OF_RANGE:
-        raise ValueError(f"sentence {b}: log_probs holds a finite value below "
-                         f"-{cost_magnitude_limit(length, length):.4g}, beyond the range the exact "
+        raise ValueError(f"sentence {b}: log_probs holds a finite value of magnitude above "
+                         f"{cost_magnitude_limit(length, length):.4g}, beyond the range the exact "
                          "assignment handles; these are not log-probabilities")
     raise RuntimeError(f"mple::linear_sum_assignment returned status {code} for sentence {b}")
 
@@ -161,7 +161,8 @@ def oaxe_loss(
     selected = log_probs.gather(2, proxy[..., None]).squeeze(2)  # log P_j(Y_sigma(j)), (B, L)
     keep = valid
     if truncate is not None:
-        keep = keep & (selected.detach() >= math.log(truncate))
+        # In float64: a float32 comparison would round ln p itself (float32(ln 0.5) < ln 0.5).
+        keep = keep & (selected.detach().double() >= math.log(truncate))
     nll = torch.where(keep, -selected, torch.zeros_like(selected))
     per_sentence = nll.sum(dim=1)
     if reduction == "none":
