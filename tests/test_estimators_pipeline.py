@@ -183,6 +183,11 @@ def test_convergence_needs_early_stops_and_a_stable_estimate():
     assert c == pytest.approx([1.0, 1.0, 2.5 / 3, 2.5 / 3, 2.5 / 3]) and converged, note
     _, converged, note = convergence(nat, at, False, True, "include")
     assert not converged and "NAT did not early-stop" in note
+    # An AT whose NLL creeps towards 0 on a deterministic target never early-stops, but settles.
+    creeping = _records([3.0, 0.3, 0.03, 0.0032, 0.0031, 0.0030, 0.0029])
+    flat = _records([3.0, 0.3, 0.03, 0.0032, 0.0031, 0.0030, 0.0029])
+    c, converged, note = convergence(creeping, flat, True, False, "include")
+    assert converged and c[-1] == pytest.approx(0.0), note
     moving = _records([9.0, 8.0, 7.0, 6.0, 5.5])
     _, converged, note = convergence(moving, at, True, True, "include")
     assert not converged and f"last {CONVERGENCE_WINDOW} validations" in note

@@ -14,10 +14,13 @@ on the model size (:data:`DEFAULT_LR`).
 
 Convergence: after every validation round r (one per epoch), Ĉ_valid(r) is the difference of the
 two models' validation NLLs at their best checkpoints so far, per token, in the estimate's length
-convention.  The estimate is ``converged`` when both models early-stopped (their validation NLL
-stopped improving, rather than the budget running out) and Ĉ_valid moved by at most
-:data:`CONVERGENCE_RELATIVE` (or :data:`CONVERGENCE_ABSOLUTE_BITS` bits per token, where Ĉ is near
-0) over the last :data:`CONVERGENCE_WINDOW` rounds.
+convention.  The estimate is ``converged`` when both models have settled and Ĉ_valid moved by at
+most :data:`CONVERGENCE_RELATIVE` (or :data:`CONVERGENCE_ABSOLUTE_BITS` bits per token, where Ĉ is
+near 0) over the last :data:`CONVERGENCE_WINDOW` rounds.  A model has settled when it early-stopped
+(its validation NLL stopped improving before the budget ran out) or when its best validation NLL
+improved by at most :data:`PLATEAU_RELATIVE` (or :data:`PLATEAU_ABSOLUTE_BITS` bits per token) over
+the last :data:`CONVERGENCE_WINDOW` rounds: an NLL that approaches 0 on a deterministic target
+keeps improving by ever smaller amounts and would never early-stop.
 
 Runs live in ``OUT/seed<k>/{nat,at}`` with one shared tokenizer in ``OUT/tokenizer``; a killed run
 resumes, and a finished one with the same settings is reused, not retrained.
@@ -46,6 +49,8 @@ MIN_MAX_TOKENS = 256
 CONVERGENCE_WINDOW = 3
 CONVERGENCE_RELATIVE = 0.02
 CONVERGENCE_ABSOLUTE_BITS = 0.01
+PLATEAU_RELATIVE = 0.002
+PLATEAU_ABSOLUTE_BITS = 0.002
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,16 @@ def _best_so_far(records: list[dict[str, Any]], kind: str, length_terms: str) ->
     return out
 
 
+def _plateaued(records: list[dict[str, Any]]) -> bool:
+    """The best validation NLL (bits per token) improved by at most the plateau tolerance over the
+    last :data:`CONVERGENCE_WINDOW` rounds (module docstring)."""
+    if len(records) <= CONVERGENCE_WINDOW:
+        return False
+    best = [min(r["nll_bits_per_token"] for r in records[:k + 1]) for k in range(len(records))]
+    gain = best[-CONVERGENCE_WINDOW - 1] - best[-1]
+    return gain <= max(PLATEAU_RELATIVE * best[-1], PLATEAU_ABSOLUTE_BITS)
+
+
 def convergence(nat_records: list[dict[str, Any]], at_records: list[dict[str, Any]],
                 nat_stopped: bool, at_stopped: bool, length_terms: str) -> tuple[list[float], bool, str]:
     """(Ĉ_valid in bits per token after each round, converged, why) — module docstring."""
@@ -226,10 +241,10 @@ def convergence(nat_records: list[dict[str, Any]], at_records: list[dict[str, An
     rounds = max(len(nat), len(at))
     c = [(nat[min(r, len(nat) - 1)] - at[min(r, len(at) - 1)]) * per_token for r in range(rounds)]
     reasons = []
-    if not nat_stopped:
-        reasons.append("the NAT did not early-stop (budget reached while its validation NLL still improved)")
-    if not at_stopped:
-        reasons.append("the AT did not early-stop (budget reached while its validation NLL still improved)")
+    for name, records, stopped in (("NAT", nat_records, nat_stopped), ("AT", at_records, at_stopped)):
+        if not stopped and not _plateaued(records):
+            reasons.append(f"the {name} did not early-stop (budget reached while its validation NLL "
+                           "still improved)")
     if len(c) < CONVERGENCE_WINDOW:
         reasons.append(f"fewer than {CONVERGENCE_WINDOW} validation rounds")
     else:
