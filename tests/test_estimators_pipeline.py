@@ -202,3 +202,21 @@ def test_schedule_fits_the_data(known_c, tmp_path):
     assert schedule.planned_updates == schedule.updates_per_epoch * 10
     assert schedule.warmup_steps == max(1, schedule.planned_updates // 10)
     assert schedule.lr == 2e-3 and schedule.label_smoothing == 0.0
+
+
+def test_several_seeds_pool_per_sentence_and_report_their_spread(known_c, tmp_path):
+    data, _ = known_c
+    out = tmp_path / "seeds"
+    args = [a if a != "6" else "3" for a in TRAIN_ARGS]  # three epochs: only the bookkeeping is tested
+    assert main(["estimate", "tc", "--data", str(data), "--out", str(out), "--seeds", "2", "--no-bleu",
+                 *args]) == 0
+    report = json.loads((out / "tc.json").read_text())
+    assert [s["seed"] for s in report["per_seed"]] == [1, 2]
+    spread = report["seed_spread"]["c_bits_per_token"]
+    values = [s["c_bits_per_token"] for s in report["per_seed"]]
+    assert spread["values"] == pytest.approx(values) and spread["min"] == pytest.approx(min(values))
+    # The pooled estimate averages the seeds' per-sentence NLLs, so its Ĉ is the mean of theirs.
+    assert report["c_bits_per_token"] == pytest.approx(sum(values) / 2)
+    assert report["signature"].split("|")[4] == "seeds:2"
+    assert report["bleu_at"] is None and report["delta_bleu"] is None
+    assert len(report["training"]["runs"]) == 2
