@@ -255,8 +255,8 @@ def convergence(nat_records: list[dict[str, Any]], at_records: list[dict[str, An
             reasons.append(f"Ĉ on the valid split moved {moved:.4f} bits/token over the last "
                            f"{CONVERGENCE_WINDOW} validations (tolerance {tolerance:.4f})")
     converged = not reasons
-    note = ("both models settled (early-stopped or plateaued) and Ĉ on the valid split is stable" if converged
-            else "; ".join(reasons))
+    settled = "both models settled (early-stopped or plateaued) and Ĉ on the valid split is stable"
+    note = settled if converged else "; ".join(reasons)
     return c, converged, note
 
 
