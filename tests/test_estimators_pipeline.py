@@ -220,3 +220,18 @@ def test_several_seeds_pool_per_sentence_and_report_their_spread(known_c, tmp_pa
     assert report["signature"].split("|")[4] == "seeds:2"
     assert report["bleu_at"] is None and report["delta_bleu"] is None
     assert len(report["training"]["runs"]) == 2
+
+
+def test_any_scorer_objects_give_the_same_estimate_as_the_checkpoints(estimate_dir, known_c, tmp_path):
+    from mple_metrics.estimators.tc_pipeline import estimate_tc_with_scorers
+    data, _ = known_c
+    test = load_dataset(data, splits=("test",)).test
+    scorers = []
+    for kind in ("nat", "at"):
+        model, tokenizers, _ = load_model(estimate_dir / "seed1" / kind / "best.pt")
+        scorers.append(ModelScorer(model, tokenizers, length_terms="include"))
+    report = estimate_tc_with_scorers(*scorers, test.src, test.tgt, tmp_path / "scorers", n_resamples=200)
+    trained = json.loads((estimate_dir / "tc.json").read_text())
+    assert report.estimate.c_bits_per_token == pytest.approx(trained["c_bits_per_token"], abs=1e-9)
+    with pytest.raises(TypeError, match="must implement SentenceScorer"):
+        estimate_tc_with_scorers(object(), scorers[1], test.src, test.tgt, tmp_path / "bad")

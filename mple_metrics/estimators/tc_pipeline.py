@@ -5,7 +5,8 @@ Three entry points, one per way of getting the per-sentence NLLs (``mple estimat
 
 - :func:`estimate_tc_by_training`: trains an MLE NAT and AT per seed (:mod:`.tc_training`);
 - :func:`estimate_tc_with_models`: scores two given checkpoints of this package;
-- :func:`estimate_tc_from_scores`: takes per-sentence NLLs computed by any toolkit.
+- :func:`estimate_tc_from_scores`: takes per-sentence NLLs computed by any toolkit;
+- :func:`estimate_tc_with_scorers`: asks two :class:`~.scoring.SentenceScorer` objects (any model).
 
 Every file is written atomically, per-sentence scores are cached beside the runs
 (``OUT/seed<k>/scores-<split>-<length_terms>.json``), so a killed estimate resumes and a repeated one
@@ -28,7 +29,7 @@ from ..data import EncodedSplit, Split, load_dataset, resolve_dataset_path
 from ..decode import DecodeOptions, translate_encoded
 from ..train import load_model
 from ..train.validation import bleu_scores
-from .scoring import check_length_terms, score_encoded
+from .scoring import SentenceScorer, check_length_terms, score_encoded
 from .tc_training import PairRun, Schedule, TCTrainingSettings, schedule_dict, train_pair
 from .total_correlation import TCEstimate, combine_seeds, conditional_tc, write_tc_report
 
@@ -208,4 +209,31 @@ def estimate_tc_from_scores(nat_nll_bits: np.ndarray, at_nll_bits: np.ndarray, n
     extra = {"bleu_at": None, "bleu_nat": None, "delta_bleu": None, "converged": None,
              "convergence_note": "scores given: training not observed", **(extra or {})}
     files = write_tc_report(Path(out), estimate, sources=sources, references=references, extra=extra)
+    return TCReport(estimate, extra, files)
+
+
+def estimate_tc_with_scorers(nat: SentenceScorer, at: SentenceScorer, sources: Sequence[str],
+                             targets: Sequence[str], out: str | Path, *, n_resamples: int = 1000,
+                             bootstrap_seed: int = 0, family: str | None = None,
+                             tokenizer: str | None = None) -> TCReport:
+    """Ĉ from any two models that implement :class:`SentenceScorer` (a NAT-like and an AT-like
+    scorer of one family), on ``targets`` given ``sources``.  Both must use one length convention
+    and count tokens the same way."""
+    for name, scorer in (("nat", nat), ("at", at)):
+        if not isinstance(scorer, SentenceScorer):
+            raise TypeError(f"{name} must implement SentenceScorer (sentence_nll_bits, token_counts, "
+                            f"length_terms), got {type(scorer).__name__}")
+    if nat.length_terms != at.length_terms:
+        raise ValueError(f"the scorers use different length conventions: nat {nat.length_terms!r}, "
+                         f"at {at.length_terms!r}")
+    tokens = np.asarray(at.token_counts(targets))
+    if not np.array_equal(tokens, np.asarray(nat.token_counts(targets))):
+        raise ValueError("the scorers count target tokens differently; Ĉ per token needs one tokenization")
+    estimate = conditional_tc(np.asarray(nat.sentence_nll_bits(sources, targets), dtype=np.float64),
+                              np.asarray(at.sentence_nll_bits(sources, targets), dtype=np.float64),
+                              tokens, length_terms=nat.length_terms, n_resamples=n_resamples,
+                              seed=bootstrap_seed, family=family, tokenizer=tokenizer, seeds=1)
+    extra = {"bleu_at": None, "bleu_nat": None, "delta_bleu": None, "converged": None,
+             "convergence_note": "scorers given: training not observed"}
+    files = write_tc_report(Path(out), estimate, sources=sources, references=targets, extra=extra)
     return TCReport(estimate, extra, files)
