@@ -135,20 +135,38 @@ def shared_tokenizer(settings: TCTrainingSettings) -> TokenizerPair:
     return TokenizerPair.load(target)
 
 
+def _existing_run_config(settings: TCTrainingSettings) -> TrainConfig | None:
+    """The settings of a run this estimate already started (any seed), if any."""
+    for path in sorted(Path(settings.out).glob("seed*/*/config.json")):
+        try:
+            return TrainConfig.load_json(path)
+        except (ValueError, TypeError):
+            continue
+    return None
+
+
 def derive_schedule(settings: TCTrainingSettings, tokenizers: TokenizerPair) -> Schedule:
-    """Batch size and warmup from the size of the training split and the budget (module docstring)."""
+    """Batch size and warmup from the size of the training split and the budget (module docstring).
+
+    When the estimate's runs exist already, their batch size and warmup are kept, so that a rerun
+    with a larger budget continues them instead of being refused as "other settings"."""
     train_split = load_dataset(resolve_dataset_path(settings.data), splits=("train",)).train
     encoded = EncodedSplit.encode(train_split, tokenizers)
     padded_tokens = int(sum(max(s, t + 1) for s, t in zip(encoded.src_lengths(), encoded.tgt_lengths())))
     max_tokens = settings.max_tokens
     if max_tokens is None:
         max_tokens = min(4096, max(MIN_MAX_TOKENS, padded_tokens // MIN_UPDATES_PER_EPOCH))
+    existing = _existing_run_config(settings)
+    keep = existing is not None and settings.max_tokens in (None, existing.max_tokens)
+    if keep:
+        max_tokens = existing.max_tokens
     updates = len(BatchIterator(encoded, max_tokens=max_tokens, shuffle=True, seed=0))
-    planned = settings.budget_steps or updates * settings.max_epochs
+    planned = updates * settings.max_epochs
     if settings.budget_steps:
-        planned = min(planned, updates * settings.max_epochs)
+        planned = min(settings.budget_steps, planned)
+    warmup = existing.warmup_steps if keep else max(1, min(1000, planned // 10))
     return Schedule(max_tokens=max_tokens, updates_per_epoch=updates, planned_updates=planned,
-                    warmup_steps=max(1, min(1000, planned // 10)), max_epochs=settings.max_epochs,
+                    warmup_steps=warmup, max_epochs=settings.max_epochs,
                     max_steps=settings.budget_steps, patience=settings.patience,
                     lr=settings.lr if settings.lr is not None else DEFAULT_LR[settings.size])
 
@@ -185,7 +203,12 @@ def train_or_reuse(config: TrainConfig) -> dict[str, Any]:
             raise ValueError(f"{out} holds a run with other settings ({'; '.join(differences)}); "
                              "use another --out")
         if summary.is_file() and (out / "best.pt").is_file():
-            return json.loads(summary.read_text(encoding="utf-8"))
+            finished = json.loads(summary.read_text(encoding="utf-8"))
+            same_budget = (saved.max_epochs, saved.max_steps) == (config.max_epochs, config.max_steps)
+            if same_budget or finished.get("stopped_early"):
+                return finished
+            # Another budget (e.g. a larger --max-epochs after a "not converged" warning): continue
+            # the run from its last checkpoint under the new caps.
         config = TrainConfig.from_dict({**config.to_dict(), "resume": True})
     return train(config)
 
