@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="mple",
         description="Analysis of non-autoregressive translation learning (Huang et al., ICML 2022): "
-                    "exact kernels (BLEU on token ids, AXE, OaXE), datasets, and a compact AT/NAT "
-                    "trainer.  Bad input exits with status 2 and a one-line message.",
+                    "exact kernels (BLEU on token ids, AXE, OaXE), datasets, a compact AT/NAT "
+                    "trainer, and the conditional total correlation C of a dataset (mple estimate tc).  "
+                    "Bad input exits with status 2 and a one-line message.",
     )
     parser.add_argument("--version", action="version", version=f"mple_metrics {__version__}")
     parser.add_argument("--debug", action="store_true",
