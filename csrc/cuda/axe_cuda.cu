@@ -21,6 +21,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <limits>
+
 #include "mple/axe.h"
 #include "mple/axe_checks.h"
 #include "mple/memory.h"
@@ -161,8 +163,14 @@ int forward_threads(int64_t target_width) {
   return static_cast<int>(warps >= 8 ? 256 : warps * 32);
 }
 
-int backtrace_blocks(int64_t batch) {
-  return static_cast<int>((batch + kBacktraceThreads - 1) / kBacktraceThreads);
+unsigned backtrace_blocks(int64_t batch) {
+  return static_cast<unsigned>((batch + kBacktraceThreads - 1) / kBacktraceThreads);
+}
+
+// The forward kernel runs one block per sequence; the grid holds at most 2^31 - 1 blocks.
+void check_batch_fits_grid(int64_t batch) {
+  TORCH_CHECK(batch <= std::numeric_limits<int>::max(), "log_probs: a batch of ", batch,
+              " sequences is too large for one CUDA launch (at most 2^31 - 1)");
 }
 
 std::tuple<at::Tensor, at::Tensor> axe_forward_cuda(const at::Tensor& log_probs,
@@ -196,6 +204,7 @@ std::tuple<at::Tensor, at::Tensor> axe_forward_cuda(const at::Tensor& log_probs,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, log_probs.scalar_type(),
                                   "axe_forward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
+    check_batch_fits_grid(batch);
     axe_forward_kernel<scalar_t, acc_t><<<static_cast<unsigned>(batch),
                                           forward_threads(target_width), 0, stream>>>(
         log_probs.const_data_ptr<scalar_t>(), log_probs.stride(0), log_probs.stride(1),
@@ -236,6 +245,7 @@ at::Tensor axe_backward_cuda(const at::Tensor& grad_loss_in, const at::Tensor& l
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, log_probs.scalar_type(),
                                   "axe_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
+    check_batch_fits_grid(batch);
     axe_backward_kernel<scalar_t, acc_t><<<backtrace_blocks(batch), kBacktraceThreads, 0,
                                            stream>>>(
         grad_loss.const_data_ptr<acc_t>(), targets.const_data_ptr<int64_t>(),
@@ -261,6 +271,7 @@ at::Tensor axe_proxy_targets_cuda(const at::Tensor& choices_in, const at::Tensor
   at::Tensor out = at::full({batch, pred_width}, blank, targets.options());
   if (batch == 0) return out;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  check_batch_fits_grid(batch);
   axe_proxy_targets_kernel<<<backtrace_blocks(batch), kBacktraceThreads, 0, stream>>>(
       choices.const_data_ptr<uint8_t>(), targets.const_data_ptr<int64_t>(),
       pred_lengths.const_data_ptr<int64_t>(), target_lengths.const_data_ptr<int64_t>(), batch,

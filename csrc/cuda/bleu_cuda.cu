@@ -15,6 +15,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "mple/bleu_score.h"
 #include "mple/checks.h"
@@ -169,7 +170,13 @@ __global__ void bleu_from_stats_kernel(const int64_t* __restrict__ stats, int64_
   if (k < rows) out[k] = bleu_score_from_stats(stats + k * kBleuStatsWidth, effective_order);
 }
 
-int64_t blocks_for(int64_t items, int64_t per_block) { return (items + per_block - 1) / per_block; }
+// Blocks of a 1-D grid, checked against the grid's limit (2^31 - 1) instead of narrowed silently.
+unsigned blocks_for(int64_t items, int64_t per_block, const char* what) {
+  const int64_t blocks = (items + per_block - 1) / per_block;
+  TORCH_CHECK(blocks <= std::numeric_limits<int>::max(), what, " is too large for one CUDA launch: ",
+              items, " items need ", blocks, " blocks (at most 2^31 - 1)");
+  return static_cast<unsigned>(blocks);
+}
 
 at::Tensor bleu_stats_cuda(const at::Tensor& hyps_in, const at::Tensor& hyp_lengths_in,
                            const at::Tensor& refs_in, const at::Tensor& ref_lengths_in) {
@@ -181,7 +188,7 @@ at::Tensor bleu_stats_cuda(const at::Tensor& hyps_in, const at::Tensor& hyp_leng
   at::Tensor out = at::empty({batch, kBleuStatsWidth}, hyps.options());
   if (batch == 0) return out;
   const auto stream = at::cuda::getCurrentCUDAStream();
-  bleu_stats_kernel<<<blocks_for(batch, kWarpsPerBlock), kWarpsPerBlock * kWarp, 0, stream>>>(
+  bleu_stats_kernel<<<blocks_for(batch, kWarpsPerBlock, "hyps"), kWarpsPerBlock * kWarp, 0, stream>>>(
       hyps.data_ptr<int64_t>(), hyp_lengths.data_ptr<int64_t>(), refs.data_ptr<int64_t>(),
       ref_lengths.data_ptr<int64_t>(), batch, hyps.size(1), refs.size(1), refs.size(2),
       out.data_ptr<int64_t>());
@@ -204,7 +211,7 @@ at::Tensor pairwise_bleu_stats_cuda(const at::Tensor& cands_in, const at::Tensor
   const int warps_per_block = static_cast<int>(std::min<int64_t>(kWarpsPerBlock, kSharedBytes / per_warp));
   const int64_t tasks = batch * num_cands;
   const auto stream = at::cuda::getCurrentCUDAStream();
-  pairwise_bleu_stats_kernel<<<blocks_for(tasks, warps_per_block), warps_per_block * kWarp,
+  pairwise_bleu_stats_kernel<<<blocks_for(tasks, warps_per_block, "cands"), warps_per_block * kWarp,
                                warps_per_block * per_warp, stream>>>(
       cands.data_ptr<int64_t>(), lengths.data_ptr<int64_t>(), batch, num_cands, width,
       warps_per_block, out.data_ptr<int64_t>());
@@ -222,7 +229,8 @@ at::Tensor bleu_from_stats_cuda(const at::Tensor& stats_in, bool effective_order
   const int64_t rows = out.numel();
   if (rows == 0) return out;
   constexpr int kThreads = 256;
-  bleu_from_stats_kernel<<<blocks_for(rows, kThreads), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+  bleu_from_stats_kernel<<<blocks_for(rows, kThreads, "stats"), kThreads, 0,
+                           at::cuda::getCurrentCUDAStream()>>>(
       stats.data_ptr<int64_t>(), rows, effective_order, out.data_ptr<double>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
