@@ -21,6 +21,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "mple/axe.h"
@@ -157,9 +158,12 @@ __global__ void axe_proxy_targets_kernel(const uint8_t* __restrict__ choices,
 
 // ---- end device code ----
 
-int forward_threads(int64_t target_width) {
-  // Enough warps to cover the longest diagonal (Ly + 1 cells), at most 256.
-  const int64_t warps = (target_width + 1 + 31) / 32;
+int forward_threads(int64_t target_width, int64_t pred_width) {
+  // Enough warps to cover the longest anti-diagonal, at most 256.  A diagonal of the
+  // (Ly + 1) x (Lp + 1) table holds at most min(Ly, Lp) + 1 cells: sizing by Ly alone would launch
+  // 256 threads for Lp = 40, Ly = 1100, with at most 41 busy across every barrier.
+  const int64_t cells = std::min(target_width, pred_width) + 1;
+  const int64_t warps = (cells + 31) / 32;
   return static_cast<int>(warps >= 8 ? 256 : warps * 32);
 }
 
@@ -206,7 +210,7 @@ std::tuple<at::Tensor, at::Tensor> axe_forward_cuda(const at::Tensor& log_probs,
     using acc_t = at::opmath_type<scalar_t>;
     check_batch_fits_grid(batch);
     axe_forward_kernel<scalar_t, acc_t><<<static_cast<unsigned>(batch),
-                                          forward_threads(target_width), 0, stream>>>(
+                                          forward_threads(target_width, pred_width), 0, stream>>>(
         log_probs.const_data_ptr<scalar_t>(), log_probs.stride(0), log_probs.stride(1),
         log_probs.stride(2), targets.const_data_ptr<int64_t>(),
         pred_lengths.const_data_ptr<int64_t>(), target_lengths.const_data_ptr<int64_t>(),

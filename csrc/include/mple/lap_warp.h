@@ -301,11 +301,15 @@ MPLE_WARP_FN int32_t warp_solve(const scalar_t* cost, int64_t stride, int64_t ro
                               WarpState& s, int lane) {
   bool invalid = false, has_inf = false, out_of_range = false;
   const double limit = lap_cost_magnitude_limit(rows, cols);
-  for (int64_t k = lane; k < rows * cols; k += kWarpSize) {
-    const double c = static_cast<double>(cost[(k / cols) * stride + k % cols]);
-    invalid = invalid || c != c || c == -INFINITY;  // c != c: NaN
-    has_inf = has_inf || c == INFINITY;
-    out_of_range = out_of_range || (c != INFINITY && fabs(c) > limit);
+  // Row by row, lanes across the columns: no 64-bit division per entry, coalesced reads.
+  for (int64_t i = 0; i < rows; ++i) {
+    const scalar_t* row = cost + i * stride;
+    for (int64_t j = lane; j < cols; j += kWarpSize) {
+      const double c = static_cast<double>(row[j]);
+      invalid = invalid || c != c || c == -INFINITY;  // c != c: NaN
+      has_inf = has_inf || c == INFINITY;
+      out_of_range = out_of_range || (c != INFINITY && fabs(c) > limit);
+    }
   }
   if (warp_any(invalid)) return kLapInvalidEntry;
   if (warp_any(out_of_range)) return kLapCostOutOfRange;
