@@ -1,4 +1,5 @@
-"""Static checks of the CUDA sources (they run on the CPU, so they hold without a GPU).
+"""Host synchronisation and launch checks of the CUDA code: static checks of the sources (they run
+on the CPU, so they hold without a GPU), and, on a GPU, a count of the syncs each op makes.
 
 - No device-to-host synchronisation inside an op: ``.item()``, ``.cpu()``, ``.to(kCPU)``,
   ``cudaDeviceSynchronize`` or ``cudaStreamSynchronize`` would block the host on every call
@@ -58,3 +59,46 @@ def test_the_checks_can_fail(tmp_path):
     assert any(re.search(p, code) for p in HOST_SYNCS)
     end = code.index(";", re.search(r">>>\s*\(", code).end())
     assert not code[end + 1:].lstrip().startswith("C10_CUDA_KERNEL_LAUNCH_CHECK()")
+
+
+def _host_syncs(call) -> int:
+    """How many times ``call()`` synchronises the host with the GPU (torch's sync debug mode warns
+    once per synchronising operation)."""
+    import warnings
+
+    import torch
+
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+@pytest.mark.cuda
+def test_ops_synchronise_the_host_at_most_as_documented():
+    import torch
+
+    from mple_metrics.ops import axe_align, axe_loss, linear_sum_assignment, oaxe_loss, sentence_bleu
+    from mple_metrics.testing import cuda_usable
+    if not cuda_usable():
+        pytest.skip("no GPU available")
+    g = torch.Generator().manual_seed(0)
+    lp = torch.log_softmax(torch.randn(8, 12, 20, generator=g), -1).cuda()
+    targets = torch.randint(1, 20, (8, 10), generator=g).cuda()
+    lengths = torch.full((8,), 10).cuda()
+    # AXE: one stacked argument check, one NaN check of the loss.
+    assert _host_syncs(lambda: axe_loss(lp, targets, blank=0)) <= 2
+    assert _host_syncs(lambda: axe_align(lp, targets, blank=0)) <= 2
+    # BLEU: one stacked length check; scores stay on the device.
+    hyps = torch.randint(0, 9, (64, 20), generator=g).cuda()
+    refs = torch.randint(0, 9, (64, 2, 20), generator=g).cuda()
+    assert _host_syncs(lambda: sentence_bleu(hyps, refs)) <= 1
+    # Linear assignment: one read of the status; OaXE: its argument check plus that read.
+    assert _host_syncs(lambda: linear_sum_assignment(torch.rand(8, 10, 10, generator=g).cuda())) <= 1
+    assert _host_syncs(lambda: oaxe_loss(lp[:, :10], targets, lengths)) <= 2

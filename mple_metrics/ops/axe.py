@@ -100,7 +100,7 @@ def prepare_axe_batch(
     Returns ``log_probs`` unchanged (B, Lp, V), ``targets`` (B, Ly), ``pred_lengths`` (B,) and
     ``target_lengths`` (B,) as int64 on the device of ``log_probs``, ``blank`` as int and
     ``skip_penalty`` as float.  Omitted lengths mean the full padded width.  On CUDA the value checks
-    (lengths, token ids) read the data, which synchronises with the device once per call.
+    (lengths, token ids) read one stacked flag tensor: one device-to-host synchronisation.
     """
     if not isinstance(log_probs, Tensor):
         raise TypeError(f"log_probs must be a torch.Tensor (B, Lp, V), got {type(log_probs).__name__}")
@@ -134,20 +134,24 @@ def prepare_axe_batch(
     if not (math.isfinite(skip_penalty) and skip_penalty >= 0):
         raise ValueError(f"skip_penalty (delta) must be finite and >= 0, got {skip_penalty}")
 
+    # All value checks in one stacked flag tensor: one device-to-host synchronisation on CUDA (the
+    # error path may read more to name the offender).
     target_width = targets_t.shape[1]
-    for name, lengths, width, width_name in (
-        ("pred_lengths", pred_len_t, pred_width, "log_probs.size(1)"),
-        ("target_lengths", target_len_t, target_width, "targets.size(1)"),
+    bad_pred = (pred_len_t < 0) | (pred_len_t > pred_width)
+    bad_target_len = (target_len_t < 0) | (target_len_t > target_width)
+    inside = torch.arange(target_width, device=device) < target_len_t[:, None]
+    bad_ids = inside & ((targets_t < 0) | (targets_t >= vocab))
+    flags = torch.stack([bad_pred.any(), bad_target_len.any(), bad_ids.any()]).tolist()
+    for flag, name, lengths, bad, width, width_name in (
+        (flags[0], "pred_lengths", pred_len_t, bad_pred, pred_width, "log_probs.size(1)"),
+        (flags[1], "target_lengths", target_len_t, bad_target_len, target_width, "targets.size(1)"),
     ):
-        bad = (lengths < 0) | (lengths > width)
-        if bool(bad.any()):
+        if flag:
             (row,) = first_index(bad)
             raise ValueError(f"{name} must lie in [0, {width_name} = {width}], "
                              f"got {int(lengths[row])} at index {row}")
-    inside = torch.arange(target_width, device=device) < target_len_t[:, None]
-    bad = inside & ((targets_t < 0) | (targets_t >= vocab))
-    if bool(bad.any()):
-        row, col = first_index(bad)
+    if flags[2]:
+        row, col = first_index(bad_ids)
         raise ValueError(f"targets must hold token ids in [0, V = {vocab}) within target_lengths, "
                          f"got {int(targets_t[row, col])} at index ({row}, {col})")
     return log_probs, targets_t, pred_len_t, target_len_t, blank, skip_penalty

@@ -171,13 +171,20 @@ def prepare_bleu_batch(
             if tuple(ref_len_t.shape) != tuple(refs_t.shape[:2]):
                 raise ValueError(f"ref_lengths must have shape (B, R) = {tuple(refs_t.shape[:2])}, "
                                  f"got {tuple(ref_len_t.shape)}")
-        _check_lengths(hyp_len_t, 0, hyps_t.shape[1], "hyp_lengths", "hyps.size(1)")
-        _check_lengths(ref_len_t, 0, refs_t.shape[2], "ref_lengths", "refs.size(2)")
-        if batch and refs_t.shape[1] and bool((ref_len_t == 0).all(dim=1).any()):
-            row = int((ref_len_t == 0).all(dim=1).nonzero()[0, 0])
-            raise ValueError(f"ref_lengths: hypothesis {row} has no reference (all lengths are 0)")
         if refs_t.shape[1] == 0:
             raise ValueError("refs must hold at least one reference per hypothesis (R = 0)")
+        # The three value checks read one stacked flag tensor: one host sync on CUDA.
+        bad_hyp = (hyp_len_t < 0) | (hyp_len_t > hyps_t.shape[1])
+        bad_ref = (ref_len_t < 0) | (ref_len_t > refs_t.shape[2])
+        no_reference = (ref_len_t == 0).all(dim=1)
+        flags = torch.stack([bad_hyp.any(), bad_ref.any(), no_reference.any()]).tolist()
+        if flags[0]:
+            _check_lengths(hyp_len_t, 0, hyps_t.shape[1], "hyp_lengths", "hyps.size(1)")
+        if flags[1]:
+            _check_lengths(ref_len_t, 0, refs_t.shape[2], "ref_lengths", "refs.size(2)")
+        if flags[2]:
+            row = int(no_reference.nonzero()[0, 0])
+            raise ValueError(f"ref_lengths: hypothesis {row} has no reference (all lengths are 0)")
         return hyps_t, hyp_len_t, refs_t, torch.where(ref_len_t == 0, -1, ref_len_t)
 
     if hyp_lengths is not None or ref_lengths is not None:
@@ -249,6 +256,12 @@ def bleu_from_stats(stats: Tensor, effective_order: bool = True) -> Tensor:
     return torch.ops.mple.bleu_from_stats(stats, check_flag(effective_order, "effective_order"))
 
 
+def _combine(stats: Tensor, effective_order: object) -> Tensor:
+    """:func:`bleu_from_stats` for statistics the kernels just produced (valid by construction, so
+    no value check and no host sync)."""
+    return torch.ops.mple.bleu_from_stats(stats, check_flag(effective_order, "effective_order"))
+
+
 def _check_stats_values(stats: Tensor) -> None:
     """Statistics rows that no hypothesis can produce are refused (one host sync on CUDA).
 
@@ -288,7 +301,7 @@ def sentence_bleu(
 
     Equals ``sacrebleu.sentence_bleu(hyp, refs).score`` on the ids written as space-separated words.
     """
-    return bleu_from_stats(bleu_stats(hyps, refs, hyp_lengths, ref_lengths), effective_order)
+    return _combine(bleu_stats(hyps, refs, hyp_lengths, ref_lengths), effective_order)
 
 
 def corpus_bleu(
@@ -304,7 +317,7 @@ def corpus_bleu(
     Equals ``sacrebleu.corpus_bleu(hyps, ref_streams, tokenize='none').score`` on the same id strings.
     """
     stats = bleu_stats(hyps, refs, hyp_lengths, ref_lengths)
-    return bleu_from_stats(stats.sum(dim=0), effective_order)
+    return _combine(stats.sum(dim=0), effective_order)
 
 
 def pairwise_bleu_stats(cands: Union[Tensor, Sequence[Sequence[Sequence[int]]]],
@@ -352,4 +365,4 @@ def pairwise_bleu(cands: Union[Tensor, Sequence[Sequence[Sequence[int]]]],
     Entry [b, i, j] is the sentence BLEU of candidate i as hypothesis against candidate j as the only
     reference; the diagonal is 100 for non-empty candidates.  Used by dynamic KD (Eq. 21).
     """
-    return bleu_from_stats(pairwise_bleu_stats(cands, lengths), effective_order)
+    return _combine(pairwise_bleu_stats(cands, lengths), effective_order)

@@ -78,9 +78,11 @@ def _assigned_targets(log_probs: Tensor, targets: Tensor, lengths: Tensor) -> tu
         if lp.dtype not in (torch.float32, torch.float64):
             lp = lp.float()
         selected = lp.gather(2, safe_targets[:, None, :].expand(batch, width, width))
-        _check_selected_log_probs(selected, valid, safe_targets)
         sigma, status = torch.ops.mple.linear_sum_assignment(-selected, lengths, lengths)
-        _raise_for_oaxe_status(status, lengths)
+        # One host sync on success; a NaN or +inf log-prob (a NaN or -inf cost) is then named.
+        if bool(status.ne(LAP_OK).any()):
+            _check_selected_log_probs(selected, valid, safe_targets)
+            _raise_for_oaxe_status(status, lengths)
     proxy = safe_targets.gather(1, sigma.clamp(min=0))
     return proxy.masked_fill(~valid, 0), valid
 
