@@ -237,18 +237,20 @@ def test_any_scorer_objects_give_the_same_estimate_as_the_checkpoints(estimate_d
         estimate_tc_with_scorers(object(), scorers[1], test.src, test.tgt, tmp_path / "bad")
 
 
-def test_a_larger_budget_continues_the_runs_instead_of_reusing_them(estimate_dir, known_c, tmp_path):
-    import shutil
+def test_a_larger_budget_continues_the_runs_instead_of_reusing_them(known_c, tmp_path):
+    # In one folder, as a user would after a "not converged" warning.
     data, _ = known_c
-    copy = tmp_path / "longer"
-    shutil.copytree(estimate_dir, copy)
-    before = json.loads((copy / "seed1" / "at" / "summary.json").read_text())
-    longer = [a if a != "6" else "8" for a in TRAIN_ARGS]
-    assert main(["estimate", "tc", "--data", str(data), "--out", str(copy), *longer]) == 0
-    after = json.loads((copy / "seed1" / "at" / "summary.json").read_text())
-    config = json.loads((copy / "seed1" / "at" / "config.json").read_text())
-    assert config["max_epochs"] == 8
-    original = json.loads((estimate_dir / "seed1" / "at" / "config.json").read_text())
-    assert config["warmup_steps"] == original["warmup_steps"]  # the schedule of the runs is kept
-    if not before["stopped_early"]:
-        assert after["steps"] > before["steps"] and after["epochs_completed"] == 8
+    out = tmp_path / "longer"
+    shorter = [a if a != "6" else "3" for a in TRAIN_ARGS]
+    assert main(["estimate", "tc", "--data", str(data), "--out", str(out), *shorter]) == 0
+    before = json.loads((out / "seed1" / "at" / "summary.json").read_text())
+    first = json.loads((out / "tc.json").read_text())
+    warmup = json.loads((out / "seed1" / "at" / "config.json").read_text())["warmup_steps"]
+    assert main(["estimate", "tc", "--data", str(data), "--out", str(out), *TRAIN_ARGS]) == 0
+    after = json.loads((out / "seed1" / "at" / "summary.json").read_text())
+    config = json.loads((out / "seed1" / "at" / "config.json").read_text())
+    assert config["max_epochs"] == 6 and config["warmup_steps"] == warmup  # the runs' schedule is kept
+    assert not before["stopped_early"]
+    assert after["steps"] > before["steps"] and after["epochs_completed"] == 6
+    # The report is of the models trained further, not of cached scores of the earlier ones.
+    assert json.loads((out / "tc.json").read_text())["c_bits_per_token"] != first["c_bits_per_token"]

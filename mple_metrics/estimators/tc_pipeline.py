@@ -58,6 +58,17 @@ def _parameters(model: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
+def _checkpoint_identity(path: str | Path) -> list:
+    """What the score cache is keyed on: the checkpoint file (a run directory's best.pt, else its
+    last.pt) with its size and modification time, so that scores of a model trained further are
+    never reused."""
+    path = Path(path)
+    if path.is_dir():
+        path = next((path / name for name in ("best.pt", "last.pt") if (path / name).is_file()), path)
+    stat = path.stat() if path.exists() else None
+    return [str(path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+
+
 def score_checkpoints(nat_path: str | Path, at_path: str | Path, split: Split, *, length_terms: str,
                       device: str, max_tokens: int = 4096, bleu: bool = True, at_beam: int = 5,
                       cache: Path | None = None) -> dict[str, Any]:
@@ -65,9 +76,11 @@ def score_checkpoints(nat_path: str | Path, at_path: str | Path, split: Split, *
     the BLEU of each model's outputs against all references as written.  The two checkpoints must
     share their target tokenizer (the unit of "per token")."""
     check_length_terms(length_terms)
+    key = [_checkpoint_identity(nat_path), _checkpoint_identity(at_path), length_terms, bleu, at_beam,
+           len(split)]
     if cache is not None and cache.is_file():
         cached = json.loads(cache.read_text(encoding="utf-8"))
-        if cached.get("key") == [str(nat_path), str(at_path), length_terms, bleu, at_beam, len(split)]:
+        if cached.get("key") == key:
             return cached
     nat, nat_tok, nat_payload = load_model(nat_path, device)
     at, at_tok, at_payload = load_model(at_path, device)
@@ -80,7 +93,7 @@ def score_checkpoints(nat_path: str | Path, at_path: str | Path, split: Split, *
                          "tokenizer (and one model family) on both sides")
     encoded = EncodedSplit.encode(split, at_tok)
     result: dict[str, Any] = {
-        "key": [str(nat_path), str(at_path), length_terms, bleu, at_beam, len(split)],
+        "key": key,
         "nll_nat_bits": score_encoded(nat, EncodedSplit.encode(split, nat_tok), length_terms, max_tokens).tolist(),
         "nll_at_bits": score_encoded(at, encoded, length_terms, max_tokens).tolist(),
         "n_tokens": [len(t) for t in encoded.tgt],
