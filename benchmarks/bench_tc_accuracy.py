@@ -5,7 +5,7 @@ the relative error (absolute where C = 0), whether the estimate says it converge
 on this machine's threads, and Theorem 1's bound: the NAT cannot beat sum_i H(y_i|X), so
 NLL_NAT - H(Y|X) >= C must hold up to the estimate's sampling error.
 
-  python benchmarks/bench_tc_accuracy.py                      # all datasets, ~30-60 min on 2 cores
+  python benchmarks/bench_tc_accuracy.py                      # all datasets, ~35 min on 2 cores
   python benchmarks/bench_tc_accuracy.py --only kmodes-2x8 iid --work /tmp/tc-acc --json acc.json
 
 Runs resume: each dataset's models live under --work and are reused by a rerun.  The target is an
