@@ -27,7 +27,7 @@ import torch
 from ..atomic_write import atomic_write_text
 from ..data import EncodedSplit, Split, load_dataset, resolve_dataset_path
 from ..decode import DecodeOptions, translate_encoded
-from ..train import load_model
+from ..train.checkpoint import checkpoint_file, load_model
 from ..train.validation import bleu_scores
 from .scoring import SentenceScorer, check_length_terms, score_encoded
 from .tc_training import PairRun, Schedule, TCTrainingSettings, schedule_dict, train_pair
@@ -62,9 +62,7 @@ def _checkpoint_identity(path: str | Path) -> list:
     """What the score cache is keyed on: the checkpoint file (a run directory's best.pt, else its
     last.pt) with its size and modification time, so that scores of a model trained further are
     never reused."""
-    path = Path(path)
-    if path.is_dir():
-        path = next((path / name for name in ("best.pt", "last.pt") if (path / name).is_file()), path)
+    path = checkpoint_file(path)
     stat = path.stat() if path.exists() else None
     return [str(path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
 
@@ -92,9 +90,10 @@ def score_checkpoints(nat_path: str | Path, at_path: str | Path, split: Split, *
         raise ValueError("the NAT and AT checkpoints use different target tokenizers; Ĉ needs one "
                          "tokenizer (and one model family) on both sides")
     encoded = EncodedSplit.encode(split, at_tok)
+    nat_encoded = EncodedSplit.encode(split, nat_tok)
     result: dict[str, Any] = {
         "key": key,
-        "nll_nat_bits": score_encoded(nat, EncodedSplit.encode(split, nat_tok), length_terms, max_tokens).tolist(),
+        "nll_nat_bits": score_encoded(nat, nat_encoded, length_terms, max_tokens).tolist(),
         "nll_at_bits": score_encoded(at, encoded, length_terms, max_tokens).tolist(),
         "n_tokens": [len(t) for t in encoded.tgt],
         "models": {"nat": {"checkpoint": str(nat_path), "parameters": _parameters(nat),
@@ -103,8 +102,7 @@ def score_checkpoints(nat_path: str | Path, at_path: str | Path, split: Split, *
                           "model_config": at_payload["model_config"]}},
     }
     if bleu:
-        result["bleu_nat"] = _bleu(nat, nat_tok, split, EncodedSplit.encode(split, nat_tok),
-                                   DecodeOptions(), max_tokens)
+        result["bleu_nat"] = _bleu(nat, nat_tok, split, nat_encoded, DecodeOptions(), max_tokens)
         result["bleu_at"] = _bleu(at, at_tok, split, encoded, DecodeOptions(beam=at_beam), max_tokens)
     if cache is not None:
         atomic_write_text(cache, json.dumps(result) + "\n")
@@ -143,7 +141,9 @@ def estimate_tc_by_training(settings: TCTrainingSettings, *, seeds: Sequence[int
                                    at_beam=at_beam, cache=out / f"seed{seed}" / f"scores-{split}-{length_terms}.json")
         runs.append(run)
         scored_runs.append(scored)
-        estimates.append(_estimate(scored, length_terms, settings, len(seeds), n_resamples, bootstrap_seed))
+        if len(seeds) > 1:  # one seed: its estimate is the pooled one below
+            estimates.append(_estimate(scored, length_terms, settings, len(seeds), n_resamples,
+                                       bootstrap_seed))
     nat = np.mean([s["nll_nat_bits"] for s in scored_runs], axis=0)
     at = np.mean([s["nll_at_bits"] for s in scored_runs], axis=0)
     pooled = conditional_tc(nat, at, np.asarray(scored_runs[0]["n_tokens"]), length_terms=length_terms,

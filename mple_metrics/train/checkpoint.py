@@ -74,6 +74,17 @@ def restore_tokenizers(files: dict[str, bytes]) -> TokenizerPair:
         return TokenizerPair.load(tmp)
 
 
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """The checkpoint a path names: a file as it is, a run directory's best.pt, else its last.pt."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"no checkpoint in run directory {path} (expected best.pt or last.pt)")
+    return path
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
                     nonfinite: str = "warn") -> dict[str, Any]:
     """Load and validate a checkpoint.
@@ -90,14 +101,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """
     if nonfinite not in NONFINITE_POLICIES:
         raise ValueError(f"nonfinite must be one of {NONFINITE_POLICIES}, got {nonfinite!r}")
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                path = path / name
-                break
-        else:
-            raise FileNotFoundError(f"no checkpoint in run directory {path} (expected best.pt or last.pt)")
+    path = checkpoint_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     advice = "use another checkpoint (e.g. best.pt or a step*.pt file)"
