@@ -29,7 +29,7 @@ import torch
 
 from ..data import SPLIT_NAMES, Split, load_dataset, resolve_dataset_path, write_split
 from ..atomic_write import atomic_write_text, remove_orphan_temporaries
-from ..train.checkpoint import load_model
+from ..models.checkpoint import load_model
 from .generate import DecodeOptions, translate_encoded
 
 PARTS_DIR = ".kd_parts"

@@ -27,7 +27,7 @@ import torch
 from ..atomic_write import atomic_write_text
 from ..data import EncodedSplit, Split, load_dataset, resolve_dataset_path
 from ..decode import DecodeOptions, translate_encoded
-from ..train.checkpoint import checkpoint_file, load_model
+from ..models.checkpoint import checkpoint_file, load_model
 from ..train.validation import bleu_scores
 from .scoring import SentenceScorer, check_length_terms, score_encoded
 from .tc_training import PairRun, Schedule, TCTrainingSettings, schedule_dict, train_pair

@@ -20,7 +20,15 @@ def build_model(config: ModelConfig) -> ATModel | NATModel:
     return ATModel(config) if config.kind == "at" else NATModel(config)
 
 
+from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError,  # noqa: E402
+                         NonFiniteCheckpointWarning, check_state_dict, checkpoint_file,
+                         load_checkpoint, load_model, load_state_dicts, nonfinite_entries,
+                         restore_tokenizers)
+
 __all__ = [
+    "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "NonFiniteCheckpointWarning",
+    "check_state_dict", "checkpoint_file", "load_checkpoint", "load_model", "load_state_dicts",
+    "nonfinite_entries", "restore_tokenizers",
     "ATModel", "NATModel", "NATOutput", "ModelConfig", "EncoderOut", "LayerCache", "Model",
     "MODEL_KINDS", "NAT_INPUT_KINDS", "POSITION_KINDS", "PRESETS", "UNITS",
     "at_token_nll", "build_model", "nat_length_nll", "nat_log_probs", "padding_mask",
