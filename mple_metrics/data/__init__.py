@@ -16,6 +16,8 @@ from .batching import (Batch, BatchIterator, EncodedSplit, collate, pad_sequence
 from .bundled import BUNDLED_NAME, bundled_corpus, load_bundled, resolve_dataset_path
 from .dataset import (SPLIT_NAMES, Dataset, Split, load_dataset, read_lines, read_tsv, split_lines,
                       write_dataset, write_split)
+from .kd_candidates import (CANDIDATES_FILE, is_candidate_dir, kd_dataset_dirs,
+                            read_candidates_manifest, write_candidates_manifest)
 from .known_c import (KNOWN_C_KINDS, PositionMixture, TotalCorrelation, kmodes_closed_form_bits,
                       make_mixture, total_correlation, write_known_c)
 from .synthetic import SYNTHETIC_KINDS, make_synthetic
@@ -29,6 +31,8 @@ __all__ = [
     "BUNDLED_NAME", "bundled_corpus", "load_bundled", "resolve_dataset_path",
     "SPLIT_NAMES", "Dataset", "Split", "load_dataset", "read_lines", "read_tsv", "split_lines",
     "write_dataset", "write_split",
+    "CANDIDATES_FILE", "is_candidate_dir", "kd_dataset_dirs", "read_candidates_manifest",
+    "write_candidates_manifest",
     "KNOWN_C_KINDS", "PositionMixture", "TotalCorrelation", "kmodes_closed_form_bits",
     "make_mixture", "total_correlation", "write_known_c",
     "SYNTHETIC_KINDS", "make_synthetic",
