@@ -3,6 +3,10 @@
   mple train --data bundled --model at --size tiny --out runs/at-tiny --max-epochs 5
   torchrun --nproc_per_node 2 -m mple_metrics.cli train --data DIR --model nat --out RUN   (DDP)
   mple train --out runs/at-tiny --resume ...same settings...   (continue a killed run exactly)
+  mple train --model nat --target kd --kd data/kd-tiny --out runs/nat-kd          (proxy targets:
+  mple train --model nat --target axe --skip-penalty 5 --out runs/nat-axe5         docs/proxies.md)
+  mple train --model nat --target oaxe --init-from runs/nat-raw --lr 1e-4 --lr-schedule constant ...
+  mple train --model nat --target dynamic-kd --kd data/kd-candidates --out runs/nat-dkd
 
 Writes RUN/config.json, tokenizer/, last.pt, best.pt, step*.pt, average.pt, train.jsonl,
 valid.jsonl and summary.json (see docs/training.md).
@@ -64,6 +68,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        ("max_positions", int)):
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name),
                        help=f"(default: {getattr(d, name)})")
+    p.add_argument("--lr-schedule", choices=("inverse-sqrt", "constant"), default=d.lr_schedule,
+                   help="after the warmup: inverse square root decay (default) or constant --lr")
+    p.add_argument("--select-metric", choices=("auto", "nll", "proxy", "bleu"), default=d.select_metric,
+                   help="what picks best.pt and stops early: reference NLL, the proxy target's loss on "
+                        "the validation split, or BLEU; auto (default) = nll for --target raw, else proxy")
+    p.add_argument("--init-from", default=None, type=argument_types.existing_path, metavar="CKPT",
+                   help="start from this checkpoint's weights (file or run directory; same architecture, "
+                        "its tokenizer; fresh optimizer and schedule): fine-tuning")
+    g = p.add_argument_group("proxy targets (NAT; docs/proxies.md)")
+    g.add_argument("--target", choices=("raw", "kd", "axe", "oaxe", "dynamic-kd"), default=d.target,
+                   help="how the training target T is chosen (default: raw)")
+    g.add_argument("--kd", action="append", default=[], metavar="DIR",
+                   help="mple distill output: the KD data of --target kd (or the reference of axe/oaxe); "
+                        "for dynamic-kd repeat it or name a candidate directory")
+    g.add_argument("--skip-penalty", type=float, default=d.skip_penalty,
+                   help="AXE: the skip-target penalty delta (the paper's tau; default 1)")
+    g.add_argument("--pred-length-scale", type=float, default=d.pred_length_scale,
+                   help="AXE: predict round(s * target length) positions (s >= 1; default 1)")
+    g.add_argument("--oaxe-pretrain-steps", type=int, default=d.oaxe_pretrain_steps,
+                   help="OaXE: updates of MLE before switching to OaXE (default 0: use --init-from)")
+    g.add_argument("--oaxe-truncate", type=float, default=None, metavar="P",
+                   help="OaXE: drop assigned terms of probability below P")
+    g.add_argument("--oaxe-truncate-base", choices=("loss", "public-code"), default=d.oaxe_truncate_base,
+                   help="OaXE: compare log P < ln P (loss, default) or as the public code does (-log2 P "
+                        "against a natural-log NLL)")
+    g.add_argument("--gamma", type=float, nargs="+", default=None,
+                   help="dynamic KD: one weight per candidate, the KD teachers in --kd order, raw last "
+                        "(default: all 1; tune with mple proxies tune-gamma)")
+    g.add_argument("--beta", type=float, default=d.beta, help="dynamic KD: beta of L'_target (default 0.2)")
+    g.add_argument("--no-regularizer", dest="regularizer", action="store_false",
+                   help="dynamic KD: choose T = argmin L_NAT only (the ablation of Table 9)")
     p.add_argument("--no-valid-bleu", dest="valid_bleu", action="store_false",
                    help="validate the NLL only: no decoding, no BLEU (faster; what the estimators need)")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default=d.amp, help="mixed precision (CUDA)")
@@ -77,6 +112,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
               if f.name not in ("model_overrides", "betas", "adam_eps", "warmup_init_lr",
                                 "train_split", "valid_split") and hasattr(args, f.name)}
+    if values.get("init_from") is not None:
+        values["init_from"] = str(values["init_from"])
     return TrainConfig(model_overrides=_model_args(args.model_arg), **values)
 
 

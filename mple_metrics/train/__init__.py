@@ -8,15 +8,16 @@ from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError,
                          NonFiniteCheckpointWarning, average_checkpoints, average_state_dicts,
                          check_state_dict, load_checkpoint, load_model, load_state_dicts,
                          nonfinite_entries, restore_tokenizers, save_checkpoint, tokenizer_files)
-from .config import AMP_MODES, RESUMABLE_OVERRIDES, TrainConfig
+from .config import AMP_MODES, LR_SCHEDULES, RESUMABLE_OVERRIDES, SELECT_METRICS, TrainConfig
 from .distributed import DistributedContext, resolve_device, setup_distributed
 from .losses import length_loss, smoothed_token_loss
-from .schedule import inverse_sqrt_lr, set_lr
-from .trainer import Trainer, TrainingDivergedError, filter_long, train
-from .validation import bleu_scores, reference_nll, validate
+from .fine_tuning import load_initial_weights
+from .schedule import constant_lr, inverse_sqrt_lr, learning_rate, set_lr
+from .trainer import Trainer, TrainingDivergedError, filter_long, kept_pairs, train
+from .validation import bleu_scores, proxy_validation, reference_nll, validate
 
 __all__ = [
-    "AMP_MODES", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "DistributedContext",
+    "AMP_MODES", "LR_SCHEDULES", "SELECT_METRICS", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "DistributedContext",
     "NonFiniteCheckpointWarning", "RESUMABLE_OVERRIDES", "TrainConfig", "Trainer",
     "TrainingDivergedError", "average_checkpoints",
     "average_state_dicts", "bleu_scores", "check_state_dict", "filter_long", "inverse_sqrt_lr",
@@ -24,4 +25,5 @@ __all__ = [
     "reference_nll",
     "resolve_device", "restore_tokenizers", "save_checkpoint", "set_lr", "setup_distributed",
     "smoothed_token_loss", "tokenizer_files", "train", "validate",
+    "constant_lr", "kept_pairs", "learning_rate", "load_initial_weights", "proxy_validation",
 ]

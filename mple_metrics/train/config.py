@@ -12,8 +12,20 @@ from typing import Any
 from ..atomic_write import atomic_write_text
 from ..data import TOKENIZER_KINDS
 from ..models.config import MODEL_KINDS, NAT_INPUT_KINDS, PRESETS, ModelConfig, dataclass_from_dict
+from ..proxies import TARGET_NAMES, TRUNCATE_BASES, check_target_options
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
+LR_SCHEDULES: tuple[str, ...] = ("inverse-sqrt", "constant")
+#: What picks best.pt and early stopping: ``nll`` of the references, the ``proxy`` loss of the
+#: method's own target on the validation split, ``bleu``, or ``auto`` (nll for raw, proxy otherwise).
+SELECT_METRICS: tuple[str, ...] = ("auto", "nll", "proxy", "bleu")
+
+#: Options that belong to one proxy target: given with another ``--target`` they are an error.
+TARGET_OPTIONS: dict[str, tuple[str, ...]] = {
+    "skip_penalty": ("axe",), "pred_length_scale": ("axe",), "oaxe_pretrain_steps": ("oaxe",),
+    "oaxe_truncate": ("oaxe",), "oaxe_truncate_base": ("oaxe",), "gamma": ("dynamic-kd",),
+    "beta": ("dynamic-kd",), "regularizer": ("dynamic-kd",),
+}
 
 #: Settings that may differ when a run is resumed (they do not change what a step computes).
 #: ``out`` is where the run is now: a moved or copied run directory resumes.
@@ -37,10 +49,12 @@ _INT_RANGES: dict[str, int] = {  # integer settings: the smallest allowed value
     "vocab_size": 1, "max_positions": 2, "warmup_steps": 0, "update_freq": 1, "max_tokens": 1,
     "max_steps": 0, "max_epochs": 1, "valid_every_steps": 0, "valid_bleu_max_sentences": 0,
     "valid_beam": 1, "patience": 0, "keep_best": 1, "save_every_steps": 0, "log_every": 1,
+    "oaxe_pretrain_steps": 0,
 }
 _FLOAT_RANGES: dict[str, tuple[float, bool]] = {  # float settings: (bound, bound allowed) from below
     "lr": (0.0, False), "warmup_init_lr": (0.0, True), "adam_eps": (0.0, False),
     "weight_decay": (0.0, True), "clip_norm": (0.0, True), "length_loss_weight": (0.0, True),
+    "skip_penalty": (0.0, True), "pred_length_scale": (1.0, True), "beta": (0.0, True),
 }
 _UNIT_INTERVAL: tuple[str, ...] = ("label_smoothing", "dropout")  # [0, 1)
 MAX_SEED = 2 ** 63
@@ -76,7 +90,13 @@ class TrainConfig:
     ``valid_every_steps`` (NLL, and BLEU of greedy/beam outputs unless ``valid_bleu`` is False,
     on the first ``valid_bleu_max_sentences`` sentences, 0 = all); early stop after ``patience``
     validations without a better validation NLL (0 = never); ``keep_best`` checkpoints kept and averaged; ``save_every_steps`` extra
-    ``last.pt`` writes between validations.
+    ``last.pt`` writes between validations; ``select_metric`` what "better" means (see
+    ``SELECT_METRICS``); ``lr_schedule`` inverse-sqrt or constant (``lr`` after the warmup).
+    Proxy target (NAT; docs/proxies.md): ``target`` raw/kd/axe/oaxe/dynamic-kd, ``kd`` KD dataset
+    or candidate directories, AXE ``skip_penalty`` δ and ``pred_length_scale``, OaXE
+    ``oaxe_pretrain_steps``, ``oaxe_truncate`` and ``oaxe_truncate_base``, dynamic KD ``gamma``,
+    ``beta`` and ``regularizer``.  ``init_from``: start from this checkpoint's weights (same
+    architecture and tokenizer; fresh optimizer and schedule).
     """
 
     data: str = "bundled"
@@ -119,6 +139,19 @@ class TrainConfig:
     device: str = "cpu"
     quiet: bool = False
     resume: bool = False
+    lr_schedule: str = "inverse-sqrt"
+    select_metric: str = "auto"
+    init_from: str | None = None
+    target: str = "raw"
+    kd: list[str] = field(default_factory=list)
+    skip_penalty: float = 1.0
+    pred_length_scale: float = 1.0
+    oaxe_pretrain_steps: int = 0
+    oaxe_truncate: float | None = None
+    oaxe_truncate_base: str = "loss"
+    gamma: list[float] | None = None
+    beta: float = 0.2
+    regularizer: bool = True
 
     def __post_init__(self) -> None:
         """Checks every setting: choices, integers and their ranges, floats finite and in range,
@@ -128,7 +161,9 @@ class TrainConfig:
             self.betas = tuple(self.betas)  # JSON gives a list
         for name, choices in (("model", MODEL_KINDS), ("size", tuple(PRESETS)),
                               ("nat_input", NAT_INPUT_KINDS), ("amp", AMP_MODES),
-                              ("tokenizer_kind", TOKENIZER_KINDS)):
+                              ("tokenizer_kind", TOKENIZER_KINDS), ("lr_schedule", LR_SCHEDULES),
+                              ("select_metric", SELECT_METRICS), ("target", TARGET_NAMES),
+                              ("oaxe_truncate_base", TRUNCATE_BASES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{option_name(name)} must be one of {choices}, got {getattr(self, name)!r}")
         for name, low in _INT_RANGES.items():
@@ -151,12 +186,49 @@ class TrainConfig:
         if (not isinstance(self.betas, tuple) or len(self.betas) != 2
                 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in self.betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        for name in ("quiet", "resume", "valid_bleu"):
+        for name in ("quiet", "resume", "valid_bleu", "regularizer"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{option_name(name)} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.model_overrides, dict):
             raise TypeError("model_overrides must be a dict of ModelConfig fields")
         self._check_model_overrides()
+        self._check_proxy_settings()
+
+    def _check_proxy_settings(self) -> None:
+        """The proxy target and its options: a method with the data it needs, options of one
+        method not given to another, values in range."""
+        if isinstance(self.kd, tuple):
+            self.kd = list(self.kd)
+        if not isinstance(self.kd, list) or not all(isinstance(k, str) and k for k in self.kd):
+            raise ValueError(f"--kd must name directories, got {self.kd!r}")
+        if self.model == "at" and self.target != "raw":
+            raise ValueError(f"--target {self.target} trains a NAT; use --model nat (an AT trains on --target raw)")
+        check_target_options(self.target, self.kd)
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, targets in TARGET_OPTIONS.items():
+            if self.target not in targets and getattr(self, name) != defaults[name]:
+                option = "--no-regularizer" if name == "regularizer" else option_name(name)
+                raise ValueError(f"{option} applies to --target {'/'.join(targets)}, not --target {self.target}")
+        if self.oaxe_truncate is not None and (not _is_number(self.oaxe_truncate)
+                                               or not 0.0 < self.oaxe_truncate <= 1.0):
+            raise ValueError(f"--oaxe-truncate must be a probability in (0, 1], got {self.oaxe_truncate!r}")
+        if self.gamma is not None:
+            if isinstance(self.gamma, tuple):
+                self.gamma = list(self.gamma)
+            if not isinstance(self.gamma, list) or not self.gamma or not all(
+                    _is_number(g) and math.isfinite(g) for g in self.gamma):
+                raise ValueError(f"--gamma must be finite numbers, one per candidate, got {self.gamma!r}")
+        if self.select_metric == "bleu" and not self.valid_bleu:
+            raise ValueError("--select-metric bleu needs validation BLEU; drop --no-valid-bleu")
+        if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):
+            raise ValueError(f"--init-from must name a checkpoint, got {self.init_from!r}")
+
+    @property
+    def selection_metric(self) -> str:
+        """The metric that picks best.pt and stops early (``auto`` resolved)."""
+        if self.select_metric != "auto":
+            return self.select_metric
+        return "nll" if self.target == "raw" else "proxy"
 
     def _check_model_overrides(self) -> None:
         """``model_overrides`` name ModelConfig fields with valid values and agree with the named

@@ -48,13 +48,15 @@ from ..data import (BatchIterator, EncodedSplit, TokenizerPair, collate, load_da
                     resolve_dataset_path)
 from ..decode import DecodeOptions
 from ..models import ATModel, ModelConfig, NATModel, build_model, teacher_forcing
+from ..proxies import TargetProxy, candidate_pairwise_bleu, make_target_proxy, read_target_text
 from .checkpoint import (CheckpointError, average_checkpoints, check_state_dict,
                          load_checkpoint, restore_tokenizers, save_checkpoint, tokenizer_files)
+from .fine_tuning import load_initial_weights
 from .config import TrainConfig
 from .distributed import DistributedContext, setup_distributed
 from .losses import length_loss, smoothed_token_loss
-from .schedule import inverse_sqrt_lr, set_lr
-from .validation import validate
+from .schedule import learning_rate, set_lr
+from .validation import proxy_validation, validate
 
 LN2 = math.log(2.0)
 
@@ -64,11 +66,16 @@ class TrainingDivergedError(FloatingPointError, ValueError):
     is applied.  A ValueError too: the usual cause is a setting (learning rate, loss weight)."""
 
 
+def kept_pairs(encoded: EncodedSplit, max_length: int) -> list[int]:
+    """Indices of the pairs whose source and target are non-empty and at most ``max_length`` long."""
+    return [i for i in range(len(encoded))
+            if 0 < len(encoded.src[i]) <= max_length and 0 < len(encoded.tgt[i]) <= max_length]
+
+
 def filter_long(encoded: EncodedSplit, max_length: int) -> tuple[EncodedSplit, int]:
     """Drop pairs whose source or target is longer than ``max_length`` or empty; returns the
     kept pairs and how many were dropped."""
-    keep = [i for i in range(len(encoded))
-            if 0 < len(encoded.src[i]) <= max_length and 0 < len(encoded.tgt[i]) <= max_length]
+    keep = kept_pairs(encoded, max_length)
     return EncodedSplit([encoded.src[i] for i in keep], [encoded.tgt[i] for i in keep]), len(encoded) - len(keep)
 
 
@@ -93,7 +100,10 @@ class Trainer:
         self.progress = Progress()
         self._validated_step: int | None = None  # update of the last validation (from a checkpoint)
         self._resumed_metrics: dict[str, Any] = {}
-        self.best: dict[str, Any] = {"nll": None, "step": None, "bad_validations": 0, "top": []}
+        # value: the selection metric oriented lower-is-better (-BLEU for bleu); nll: the
+        # reference NLL at the best step; top: [[value, step, file], ...] of the kept checkpoints.
+        self.best: dict[str, Any] = {"metric": config.selection_metric, "value": None, "nll": None,
+                                     "step": None, "bad_validations": 0, "top": []}
         self.history: list[dict[str, Any]] = []
         resume_payload = self._resume_payload()
         self._setup_data(resume_payload)
@@ -139,16 +149,30 @@ class Trainer:
     def _setup_data(self, payload: dict[str, Any] | None) -> None:
         c = self.config
         data = load_dataset(resolve_dataset_path(c.data), splits=(c.train_split, c.valid_split))
+        self.initial = None  # the --init-from checkpoint (a fresh run only)
+        if payload is None and c.init_from:
+            self.initial = load_checkpoint(c.init_from, nonfinite="error")
         if payload is not None:
             self.tokenizers = restore_tokenizers(payload["tokenizer"])
+        elif self.initial is not None:  # fine-tuning keeps the origin's vocabulary
+            self.tokenizers = restore_tokenizers(self.initial["tokenizer"])
+            if c.tokenizer and tokenizer_files(TokenizerPair.load(c.tokenizer)) != self.initial["tokenizer"]:
+                raise ValueError(f"--tokenizer {c.tokenizer} differs from the tokenizer of --init-from "
+                                 f"{self.initial['path']}; drop --tokenizer (fine-tuning uses the checkpoint's)")
         elif c.tokenizer:
             self.tokenizers = TokenizerPair.load(c.tokenizer)
         else:
             train = data[c.train_split]
             self.tokenizers = TokenizerPair.train(train.src, train.tgt, kind=c.tokenizer_kind,
                                                   vocab_size=c.vocab_size)
-        encoded, self.dropped = filter_long(EncodedSplit.encode(data[c.train_split], self.tokenizers),
-                                            c.max_positions - 1)
+        limit = c.max_positions - 1
+        train = data[c.train_split]
+        train_text = read_target_text(c.target, c.kd, train)
+        encoded = EncodedSplit(self.tokenizers.src.encode_batch(train.src),
+                               self.tokenizers.tgt.encode_batch(train_text.targets))
+        kept = kept_pairs(encoded, limit)
+        self.dropped = len(encoded) - len(kept)
+        encoded = EncodedSplit([encoded.src[i] for i in kept], [encoded.tgt[i] for i in kept])
         if not len(encoded):
             raise ValueError(f"no training pair fits max_positions={c.max_positions}")
         self.train_batches = BatchIterator(encoded, max_tokens=c.max_tokens, max_sentences=c.max_sentences,
@@ -159,10 +183,56 @@ class Trainer:
         valid = data[c.valid_split]
         src_ids = self.tokenizers.src.encode_batch(valid.src)
         refs_ids = [[self.tokenizers.tgt.encode(r) for r in refs] for refs in valid.refs]
-        limit = c.max_positions - 1
-        kept = [i for i in range(len(valid)) if 0 < len(src_ids[i]) <= limit and 0 < len(refs_ids[i][0]) <= limit]
-        self.valid_encoded = EncodedSplit([src_ids[i] for i in kept], [refs_ids[i][0] for i in kept])
-        self.valid_refs = [list(valid.refs[i]) for i in kept]
+        valid_kept = [i for i in range(len(valid))
+                      if 0 < len(src_ids[i]) <= limit and 0 < len(refs_ids[i][0]) <= limit]
+        self.valid_encoded = EncodedSplit([src_ids[i] for i in valid_kept], [refs_ids[i][0] for i in valid_kept])
+        self.valid_refs = [list(valid.refs[i]) for i in valid_kept]
+        # The proxy's own targets on both splits (KD outputs, dynamic KD's candidates).
+        self.proxy_valid_encoded = self.valid_encoded
+        self._candidate_text: dict[str, tuple[list[int], list[list[str]]]] = {}
+        if train_text.candidates is not None:
+            self._candidate_text["train"] = (kept, train_text.candidates)
+        if c.target != "raw" and c.model == "nat":
+            valid_text = self._valid_target_text(valid)
+            if valid_text is not None:
+                proxy_ids = self.tokenizers.tgt.encode_batch(valid_text.targets)
+                self.proxy_valid_encoded = EncodedSplit([src_ids[i] for i in valid_kept],
+                                                        [proxy_ids[i][:limit] or refs_ids[i][0] for i in valid_kept])
+                if valid_text.candidates is not None:
+                    self._candidate_text["valid"] = (valid_kept, valid_text.candidates)
+
+    def _valid_target_text(self, valid):
+        """The proxy's targets on the validation split, or None when the KD data lacks that split
+        (the proxy loss is then taken on the raw references; a warning says so)."""
+        try:
+            return read_target_text(self.config.target, self.config.kd, valid)
+        except FileNotFoundError as error:
+            if self.ctx.is_main:
+                print(f"warning: {error}; the validation proxy loss uses the raw references", file=sys.stderr)
+            return None
+
+    def _setup_proxy(self) -> None:
+        """The proxy target of the run (``raw`` for an AT) and, for dynamic KD, its candidates."""
+        c = self.config
+        candidates: dict[str, list[list[list[int]]]] = {}
+        pairwise = {}
+        cache = Path(c.kd[0]) if c.kd else None
+        for split, (kept, texts) in self._candidate_text.items():
+            rows = [texts[i] for i in kept]
+            pairwise[split] = candidate_pairwise_bleu(rows, cache_dir=cache)
+            candidates[split] = [[self.tokenizers.tgt.encode(text) for text in row] for row in rows]
+        self.proxy: TargetProxy = make_target_proxy(
+            c.target, skip_penalty=c.skip_penalty, pred_length_scale=c.pred_length_scale,
+            oaxe_pretrain_steps=c.oaxe_pretrain_steps, oaxe_truncate=c.oaxe_truncate,
+            oaxe_truncate_base=c.oaxe_truncate_base, gamma=c.gamma, beta=c.beta, regularizer=c.regularizer,
+            candidates=candidates or None, pairwise=pairwise or None,
+            max_positions=self.model_config.max_positions)
+        # Dynamic KD scores its proxy on the validation split only where the KD data has it.
+        self._proxy_validates = c.target != "dynamic-kd" or "valid" in candidates
+        if c.selection_metric == "proxy" and not self._proxy_validates:
+            raise ValueError("--select-metric proxy: the --kd data has no valid split to choose dynamic KD's "
+                             "targets on; distill the valid split or pass --select-metric nll")
+        del self._candidate_text
 
     def _setup_model(self, payload: dict[str, Any] | None) -> None:
         c = self.config
@@ -177,6 +247,11 @@ class Trainer:
             self.model_config = ModelConfig.preset(c.size, **overrides)
         torch.manual_seed(c.seed)
         self.raw_model = build_model(self.model_config).to(self.device)
+        self.init_from: dict[str, Any] | None = payload.get("init_from") if payload is not None else None
+        if self.initial is not None:
+            self.init_from = load_initial_weights(self.raw_model, self.model_config, self.initial)
+        del self.initial
+        self._setup_proxy()
         self.model: torch.nn.Module = self.raw_model
         if self.ctx.distributed:
             # A NAT's "is masked" head is trained only by proxy-input objectives: tell DDP that
@@ -204,6 +279,8 @@ class Trainer:
             self.scaler.load_state_dict(payload["scaler"])
         self.progress = Progress(**payload["progress"])
         self.best = payload["best"]
+        if "value" not in self.best:  # written before selection metrics existed: selected by NLL
+            self.best.update(metric="nll", value=self.best["nll"])
         self._resumed_metrics = payload.get("metrics") or {}
         self._validated_step = self._resumed_metrics.get("step")
         rng = payload["rng"]
@@ -236,15 +313,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ one update
     def _losses(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Summed smoothed token loss and (NAT) summed length loss of a micro-batch, nats."""
+        """Summed smoothed token loss and (NAT) summed length loss of a micro-batch, nats.  A NAT's
+        token loss is its proxy target's (``raw``: MLE at the gold length)."""
         model = self.model
         if isinstance(self.raw_model, ATModel):
             logits = model(batch.src, batch.src_lengths, batch.tgt, batch.tgt_lengths)
             _, outputs = teacher_forcing(batch.tgt, batch.tgt_lengths)
             return smoothed_token_loss(logits, outputs, self.config.label_smoothing), None
-        out = model(batch.src, batch.src_lengths, batch.tgt_lengths)
-        token = smoothed_token_loss(out.logits, batch.tgt[:, :out.logits.shape[1]], self.config.label_smoothing)
-        targets = self.raw_model.length_targets(batch.src_lengths, batch.tgt_lengths)
+        out = self.proxy.forward(model, batch)
+        token, _ = self.proxy.loss(batch, out, self.config.label_smoothing)
+        targets = self.raw_model.length_targets(batch.src_lengths, out.pred_lengths)
         return token, length_loss(out.length_logits, targets)
 
     def _positions(self, batch) -> int:
@@ -254,6 +332,9 @@ class Trainer:
         """One optimizer update over micro-batches (already on the device).  Returns the summed
         smoothed token loss (nats) of this rank's micro-batches, detached."""
         c = self.config
+        if isinstance(self.raw_model, NATModel):
+            self.proxy.update = self.progress.step
+            batches = [self.proxy.prepare(self.raw_model, b, "train") for b in batches]  # e.g. dynamic KD's choice
         counts = torch.tensor([sum(self._positions(b) for b in batches), sum(len(b) for b in batches)],
                               dtype=torch.float64, device=self.device)
         positions, sentences = self.ctx.all_reduce_sum(counts).tolist()
@@ -277,7 +358,8 @@ class Trainer:
         if c.clip_norm > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), c.clip_norm)
         self._check_finite(objective, grad_norm if self.scaler is None else None)
-        set_lr(self.optimizer, inverse_sqrt_lr(self.progress.step + 1, c.lr, c.warmup_steps, c.warmup_init_lr))
+        set_lr(self.optimizer, learning_rate(c.lr_schedule, self.progress.step + 1, c.lr, c.warmup_steps,
+                                             c.warmup_init_lr))
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -286,6 +368,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.step += 1
         self.progress.tokens += int(positions)
+        self._window_positions += int(positions)
         return loss_sum
 
     def _check_finite(self, objective: torch.Tensor, grad_norm: torch.Tensor | None) -> None:
@@ -332,7 +415,8 @@ class Trainer:
             "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": self._rng_states(), "progress": vars(self.progress).copy(), "metrics": metrics,
-            "best": self.best, "tokenizer": self._tokenizer_files,
+            "best": self.best, "tokenizer": self._tokenizer_files, "init_from": self.init_from,
+            "proxy": self.proxy.settings(),
         }
 
     def save_last(self, metrics: dict[str, Any] | None = None) -> None:
@@ -341,6 +425,15 @@ class Trainer:
             save_checkpoint(self.out / "last.pt", payload)
 
     # ------------------------------------------------------------------ validation
+    def _selection_value(self, metrics: dict[str, Any]) -> float:
+        """The validation number that picks best.pt, oriented so that lower is better."""
+        metric = self.config.selection_metric
+        if metric == "bleu":
+            return -metrics["bleu"]
+        if metric == "proxy" and "proxy_loss_bits_per_token" in metrics:
+            return metrics["proxy_loss_bits_per_token"]
+        return metrics["nll_bits_per_token"]
+
     def run_validation(self) -> tuple[dict[str, Any], bool]:
         """Validate on rank 0, update best/top-k checkpoints; returns (metrics, stop early)."""
         c = self.config
@@ -352,15 +445,22 @@ class Trainer:
                                max_tokens=c.max_tokens, device=self.device,
                                options=DecodeOptions(beam=c.valid_beam),
                                bleu_max_sentences=c.valid_bleu_max_sentences, bleu=c.valid_bleu)
+            if isinstance(self.raw_model, NATModel) and c.target != "raw" and self._proxy_validates:
+                metrics.update(proxy_validation(self.raw_model, self.proxy, self.proxy_valid_encoded,
+                                                c.max_tokens, self.device))
             metrics.update(step=self.progress.step, epoch=self.progress.epoch,
                            seconds=round(time.perf_counter() - started, 3))
-            nll = metrics["nll_bits_per_token"]
-            improved = self.best["nll"] is None or nll < self.best["nll"]
+            value = self._selection_value(metrics)
+            improved = self.best["value"] is None or value < self.best["value"]
             if improved:
-                self.best.update(nll=nll, step=self.progress.step, bad_validations=0)
+                self.best.update(value=value, nll=metrics["nll_bits_per_token"], step=self.progress.step,
+                                 bad_validations=0)
             else:
                 self.best["bad_validations"] += 1
             metrics["best_nll_bits_per_token"] = self.best["nll"]
+            metrics["selection"] = {"metric": self.best["metric"], "best": abs(self.best["value"])
+                                    if self.best["metric"] == "bleu" else self.best["value"],
+                                    "best_step": self.best["step"]}
             with open(self.out / "valid.jsonl", "a", encoding="utf-8") as log:
                 log.write(json.dumps(metrics) + "\n")
             if c.patience and self.best["bad_validations"] >= c.patience:
@@ -368,7 +468,7 @@ class Trainer:
         stop = self.ctx.all_reduce_sum(stop)
         payload = self._payload(metrics)
         if self.ctx.is_main:
-            self._keep_top(payload, metrics["nll_bits_per_token"])
+            self._keep_top(payload, self._selection_value(metrics))
             if self.best["step"] == self.progress.step:
                 save_checkpoint(self.out / "best.pt", payload)
             payload["best"] = self.best
@@ -376,11 +476,11 @@ class Trainer:
         self.last_metrics = metrics
         return metrics, bool(stop.item() > 0)
 
-    def _keep_top(self, payload: dict[str, Any], nll: float) -> None:
+    def _keep_top(self, payload: dict[str, Any], value: float) -> None:
         top = [entry for entry in self.best["top"] if entry[1] != self.progress.step]
-        if len(top) < self.config.keep_best or nll < max(entry[0] for entry in top):
+        if len(top) < self.config.keep_best or value < max(entry[0] for entry in top):
             name = f"step{self.progress.step}.pt"
-            top.append([nll, self.progress.step, name])
+            top.append([value, self.progress.step, name])
             top.sort(key=lambda entry: (entry[0], entry[1]))
             save_checkpoint(self.out / name, payload)
             for evicted in top[self.config.keep_best:]:
@@ -418,7 +518,7 @@ class Trainer:
         self.raw_model.train()
         stopped_early, validated_at = False, self._validated_step
         window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
-        window_positions, window_start = 0, time.perf_counter()
+        self._window_positions, window_start = 0, time.perf_counter()
         done = bool(c.max_steps and self.progress.step >= c.max_steps)
         while not done and self.progress.epoch < c.max_epochs:
             self.train_batches.set_epoch(self.progress.epoch)
@@ -426,13 +526,13 @@ class Trainer:
             for start in range(0, len(indices), c.update_freq):
                 group = indices[start:start + c.update_freq]
                 batches = [collate(self.train_batches.encoded, i).to(self.device) for i in group]
-                window_positions += sum(self._positions(b) for b in batches)
                 window_loss += self.train_step(batches).double()
                 self.progress.batches_in_epoch += len(group)
                 step = self.progress.step
                 if step % c.log_every == 0:  # every rank reaches this together (collective)
-                    stats = self.ctx.all_reduce_sum(
-                        torch.stack([window_loss, window_loss.new_tensor(window_positions)]))
+                    # positions are already summed over ranks; the loss is this rank's
+                    stats = self.ctx.all_reduce_sum(torch.stack([window_loss, window_loss.new_zeros(())]))
+                    stats[1] = self._window_positions
                     elapsed = time.perf_counter() - window_start
                     record = {"step": step, "epoch": self.progress.epoch,
                               "loss_bits_per_token": float(stats[0] / max(float(stats[1]), 1) / LN2),
@@ -443,7 +543,7 @@ class Trainer:
                         bar.set_postfix(loss=f"{record['loss_bits_per_token']:.3f}",
                                         tok_s=f"{record['tokens_per_second']:.0f}", refresh=False)
                     window_loss.zero_()
-                    window_positions, window_start = 0, time.perf_counter()
+                    self._window_positions, window_start = 0, time.perf_counter()
                 if bar is not None:
                     bar.update(1)
                 if c.valid_every_steps and step % c.valid_every_steps == 0:
@@ -472,7 +572,9 @@ class Trainer:
                    "tokens": self.progress.tokens, "stopped_early": stopped_early,
                    "best_step": self.best["step"], "best_nll_bits_per_token": self.best["nll"],
                    "last_validation": self.last_metrics, "dropped_long_pairs": self.dropped,
-                   "model_config": self.model_config.to_dict(), "world_size": self.ctx.world_size}
+                   "model_config": self.model_config.to_dict(), "world_size": self.ctx.world_size,
+                   "selection": {"metric": self.best["metric"], "best_step": self.best["step"]},
+                   "proxy": self.proxy.settings(), "init_from": self.init_from}
         if self.ctx.is_main:
             top = self.best["top"]
             if self.config.keep_best > 1 and len(top) > 1:

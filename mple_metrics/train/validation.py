@@ -25,6 +25,7 @@ from ..data import BatchIterator, EncodedSplit, TokenizerPair
 from ..decode import DecodeOptions, translate_encoded
 from ..metrics import BLEU
 from ..models import ATModel, NATModel, at_token_nll, nat_length_nll, score_targets
+from ..proxies import TargetProxy, sequence_nll
 
 
 @torch.no_grad()
@@ -106,3 +107,28 @@ def validate(model: ATModel | NATModel, encoded: EncodedSplit, references: Seque
     result.update(bleu_scores(hyps, references[:count], tokenizers))
     result["bleu_sentences"] = count
     return result
+
+
+@torch.no_grad()
+def proxy_validation(model: NATModel, proxy: TargetProxy, encoded: EncodedSplit, max_tokens: int,
+                     device: torch.device, split: str = "valid") -> dict[str, float]:
+    """A NAT's proxy target on a split, in eval mode: ``proxy_loss_bits_per_token``, the method's
+    training criterion without label smoothing (what ``select_metric="proxy"`` compares), and
+    ``proxy_nll_bits_per_token``, the NLL of the proxy target T itself (L_NAT with the vanilla
+    input, per position of T; blanks of AXE's T* included), both in bits per target token."""
+    was_training = model.training
+    model.eval()
+    loss_total, nll_total, tokens, positions = 0.0, 0.0, 0, 0
+    for batch in BatchIterator(encoded, max_tokens=max_tokens, shuffle=False, drop_uneven=False):
+        batch = proxy.prepare(model, batch.to(device), split)
+        outputs = proxy.forward(model, batch)
+        loss, count = proxy.loss(batch, outputs, 0.0)
+        target = proxy.proxy_target(batch, outputs)
+        loss_total += float(loss)
+        tokens += int(count)
+        nll_total += float(sequence_nll(outputs.log_probs, target, outputs.pred_lengths).sum())
+        positions += int(outputs.pred_lengths.sum())
+    model.train(was_training)
+    return {"proxy_loss_bits_per_token": loss_total / max(tokens, 1) / math.log(2.0),
+            "proxy_nll_bits_per_token": nll_total / max(positions, 1) / math.log(2.0),
+            "proxy_positions": positions}

@@ -1,0 +1,26 @@
+"""Proxy distributions Q(T|Z, X) for NAT training (the paper's Sec. 3, Appendices E, F).
+
+Proxy targets -- how a method chooses the target T it maximises the likelihood of -- are
+:class:`TargetProxy` subclasses, one module each: ``raw``, ``kd``, ``axe``, ``oaxe``,
+``dynamic-kd``.  ``make_target_proxy(name, ...)`` builds one; the trainer uses it for the loss and
+the estimators ask it for T (:meth:`TargetProxy.proxy_target`).  See docs/proxies.md.
+"""
+
+from __future__ import annotations
+
+from .axe import AXETarget
+from .build import (KD_REFERENCE_TARGETS, TARGET_NAMES, TARGET_PROXIES, TargetText, check_target_options,
+                    expand_kd_dirs, make_target_proxy, read_target_text)
+from .dynamic_kd import DynamicKDTarget, candidate_nll_bits_per_token, candidate_pairwise_bleu
+from .kd import KDTarget, read_kd_split
+from .oaxe import TRUNCATE_BASES, OaXETarget
+from .raw import RawTarget
+from .target import ProxyOutputs, TargetProxy, replace_targets, sequence_nll, smoothing_term
+
+__all__ = [
+    "AXETarget", "DynamicKDTarget", "KDTarget", "KD_REFERENCE_TARGETS", "OaXETarget", "ProxyOutputs",
+    "RawTarget", "TARGET_NAMES", "TARGET_PROXIES", "TRUNCATE_BASES", "TargetProxy", "TargetText",
+    "candidate_nll_bits_per_token", "candidate_pairwise_bleu", "check_target_options", "expand_kd_dirs",
+    "make_target_proxy", "read_kd_split", "read_target_text", "replace_targets", "sequence_nll",
+    "smoothing_term",
+]
