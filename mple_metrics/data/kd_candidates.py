@@ -6,11 +6,15 @@ Layout::
 
     CAND/candidates.json   {"format": "mple_metrics.kd_candidates", "version": 1,
                             "candidates": [{"name": "kd0", "dir": "kd0", "teacher": ...,
-                                            "teacher_sha256": ...}, ...]}
+                                            "teacher_sha256": ..., "teacher_model_config": {...},
+                                            "splits": {...}}, ...]}
     CAND/kd0/              an ordinary KD dataset directory (``mple distill`` with one teacher)
     CAND/kd1/              ...
 
-A plain KD dataset directory (it has ``kd.json``) is a candidate set of one.
+``mple distill --teacher A --teacher B --out CAND`` writes one (``mple_metrics.decode.distill``):
+``name`` is ``--name`` or the ``dir``; ``splits`` (the split counts of the member's ``kd.json``)
+appears once the member is finished.  A plain KD dataset directory (it has ``kd.json``) is a
+candidate set of one.
 """
 
 from __future__ import annotations
