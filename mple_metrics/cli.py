@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mple_metrics.commands.distill",
     "mple_metrics.commands.evaluate",
     "mple_metrics.commands.estimate",
+    "mple_metrics.commands.proxies",
 )
 
 
