@@ -203,6 +203,12 @@ BAD_ARGUMENTS = [
                                         "--length-terms", "some"], r"--length-terms"),
     ("estimate-tc-seeds-0", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--seeds", "0"], r"--seeds"),
     ("estimate-tc-lr-nan", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--lr", "nan"], r"--lr"),
+    # mple proxies tune-gamma
+    ("proxies-no-action", ["proxies"], r"ACTION"),
+    ("proxies-tune-gamma-missing-kd", ["proxies", "tune-gamma", "--kd", "{missing}", "--out", "{new}/g.json"],
+     r"--kd.*missing\.txt"),
+    ("proxies-tune-gamma-not-kd", ["proxies", "tune-gamma", "--kd", "{data}", "--out", "{new}/g.json"],
+     r"--kd.*not a KD dataset directory"),
 ]
 
 
@@ -223,8 +229,8 @@ def test_every_subcommand_is_in_the_table():
     commands = {sub.prog.removeprefix("mple ") for sub in cli._subparsers(cli.build_parser())
                 if sub.get_default("run") is not None}
     assert commands == {"bleu", "data info", "data synth", "data known-c", "demo", "train", "translate",
-                        "distill", "evaluate", "estimate tc"}
-    assert commands <= {" ".join(argv[:2]) if argv[0] in ("data", "estimate") else argv[0]
+                        "distill", "evaluate", "estimate tc", "proxies tune-gamma"}
+    assert commands <= {" ".join(argv[:2]) if argv[0] in ("data", "estimate", "proxies") else argv[0]
                         for _, argv, _ in BAD_ARGUMENTS}
 
 

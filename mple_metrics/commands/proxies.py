@@ -36,9 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--range", nargs=2, type=non_negative_float, default=[1.0, 3.0], metavar=("LOW", "HIGH"),
                       action=_GammaRange, help="interval each weight is searched in (default: 1 3)")
     tune.add_argument("--step", type=positive_float, default=0.1, help="grid step of the weights (default 0.1)")
-    tune.add_argument("--references", choices=("all", "extra"), default="all",
-                      help="references L_target is measured against: all (the raw target and the extra "
-                           "references; default) or extra (the extra references only)")
+    tune.add_argument("--references", choices=("all", "extra"), default="extra",
+                      help="references L_target is measured against: extra (the extra references only; default: "
+                           "independent of the raw candidate) or all (raw target + extra references)")
     tune.add_argument("--search", choices=("auto", "coordinate", "exhaustive"), default="auto",
                       help="coordinate descent from all ones, every grid point, or auto (every grid point "
                            "when that is cheap, else coordinate descent; default)")

@@ -16,8 +16,8 @@ gives a selection T_γ(n) = argmin_k L'_target(Γ_k) per sentence n, whose real 
 
     L_target(γ) = -β · mean_n  mean_{Y in refs(n)} S(Y, T_γ(n))        (Eq. 14)
 
-measured against the split's references (by default all of them: the raw target and the extra
-references).  γ is searched on the grid {low, low + step, ..., <= high} per candidate, minimising
+measured against the split's extra references by default (samples of P_data independent of the
+raw candidate, DESIGN.md §2); ``references="all"`` adds the raw target.  γ is searched on the grid {low, low + step, ..., <= high} per candidate, minimising
 L_target:
 
 * ``"coordinate"``: coordinate descent from all ones (or the grid value nearest 1), each step
@@ -524,7 +524,7 @@ class GammaTuning:
 
 
 def tune_gamma(kd: Sequence[str | Path], split: str = "valid", *, beta: float = 0.2, low: float = 1.0,
-               high: float = 3.0, step: float = 0.1, references: str = "all", method: str = "auto",
+               high: float = 3.0, step: float = 0.1, references: str = "extra", method: str = "auto",
                progress: Callable[[str], None] | None = None) -> GammaTuning:
     """Read the KD directories, compute the BLEU matrices once, and search γ (module docstring).
 
@@ -533,10 +533,10 @@ def tune_gamma(kd: Sequence[str | Path], split: str = "valid", *, beta: float = 
         split: the multi-reference split to tune on (default ``"valid"``).
         beta: β > 0 of Eq. 14/21 (default 0.2).
         low, high, step: the grid of each weight (default 1 to 3 in steps of 0.1, the paper's).
-        references: ``"all"`` (default): L_target against the raw target and the extra references;
-            ``"extra"``: against the extra references only (DESIGN.md §2's independent samples:
-            the raw target is also a candidate, so "all" gives the raw candidate an exact match);
-            sentences without an extra reference are then left out.
+        references: ``"extra"`` (default): L_target against the extra references only (DESIGN.md
+            §2's independent samples; sentences without an extra reference are left out);
+            ``"all"``: against the raw target and the extra references (the raw target is also a
+            candidate, so "all" gives the raw candidate an exact match).
         method: ``"auto"``, ``"coordinate"`` or ``"exhaustive"``.
         progress: optional callable ``progress(message)`` told what is being done.
 
