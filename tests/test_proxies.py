@@ -351,6 +351,10 @@ def test_resume_equals_uninterrupted_for_every_proxy(workspace, tmp_path, target
         assert all("proxy_loss_bits_per_token" in v and v["selection"]["metric"] == "proxy" for v in valid)
     payload = load_checkpoint(tmp_path / "a" / "best.pt")
     assert payload["proxy"]["target"] == target
+    if target == "dynamic-kd":  # the log says how often each candidate was chosen
+        records = [json.loads(x) for x in (tmp_path / "a" / "train.jsonl").read_text().splitlines()]
+        assert all(len(r["proxy_choice_fraction"]) == 3 and abs(sum(r["proxy_choice_fraction"]) - 1) < 1e-9
+                   for r in records)
 
 
 def _ddp_worker(rank: int, world_size: int, store: str, workspace: dict, out: str, target: str) -> None:

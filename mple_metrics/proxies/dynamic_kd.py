@@ -157,6 +157,7 @@ class DynamicKDTarget(TargetProxy):
         self.target_term = {split: torch.from_numpy(-self.beta * (matrix @ weights))
                             for split, matrix in pairwise.items()}
         self.last_choice: Tensor | None = None  # (B,) candidate chosen for the last prepared batch
+        self._train_counts = np.zeros(self.num_candidates, dtype=np.float64)
 
     def selection_scores(self, model: NATModel, batch: Batch, split: str) -> Tensor:
         """(B, K) float64 L_NAT + L'_target (or L_NAT alone) of each candidate; lower is chosen."""
@@ -177,8 +178,14 @@ class DynamicKDTarget(TargetProxy):
             raise KeyError(f"dynamic KD has no candidates for split {split!r}")
         choice = self.selection_scores(model, batch, split).argmin(dim=1)
         self.last_choice = choice
+        if split == "train":
+            self._train_counts += np.bincount(choice.cpu().numpy(), minlength=self.num_candidates)
         rows = [self.candidates[split][i] for i in batch.indices.tolist()]
         return replace_targets(batch, [row[k] for row, k in zip(rows, choice.tolist())])
+
+    def take_counts(self) -> list[float]:
+        counts, self._train_counts = self._train_counts.tolist(), np.zeros(self.num_candidates)
+        return counts
 
     def settings(self) -> dict:
         return {"target": self.name, "candidates": self.num_candidates, "gamma": self.gamma,

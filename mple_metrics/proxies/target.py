@@ -84,6 +84,11 @@ class TargetProxy:
         return F.nll_loss(log_probs.flatten(0, 1), target.flatten(), ignore_index=PAD_ID, reduction="sum") \
             * (1.0 - label_smoothing) + label_smoothing * smoothing_term(log_probs, lengths)
 
+    def take_counts(self) -> list[float] | None:
+        """Counts the method keeps about its choices since the last call (dynamic KD: how often each
+        candidate was chosen in training), then reset; None for methods without any."""
+        return None
+
     def settings(self) -> dict[str, Any]:
         """The method's settings (recorded in outputs)."""
         return {"target": self.name}

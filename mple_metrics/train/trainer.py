@@ -538,6 +538,11 @@ class Trainer:
                               "loss_bits_per_token": float(stats[0] / max(float(stats[1]), 1) / LN2),
                               "lr": self.optimizer.param_groups[0]["lr"],
                               "tokens_per_second": float(stats[1]) / max(elapsed, 1e-9)}
+                    counts = self.proxy.take_counts()
+                    if counts is not None:  # e.g. how often dynamic KD chose each candidate
+                        summed = self.ctx.all_reduce_sum(torch.tensor(counts, dtype=torch.float64,
+                                                                      device=self.device)).tolist()
+                        record["proxy_choice_fraction"] = [c / max(sum(summed), 1.0) for c in summed]
                     self._log(record)
                     if bar is not None:
                         bar.set_postfix(loss=f"{record['loss_bits_per_token']:.3f}",
