@@ -99,6 +99,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--beta", type=float, default=d.beta, help="dynamic KD: beta of L'_target (default 0.2)")
     g.add_argument("--no-regularizer", dest="regularizer", action="store_false",
                    help="dynamic KD: choose T = argmin L_NAT only (the ablation of Table 9)")
+    g = p.add_argument_group("proxy inputs (NAT; docs/proxies.md)")
+    g.add_argument("--input", choices=("vanilla", "cmlm", "cmlm-fixed", "glat", "glat-lev", "glat-pref", "glat-1-pref"),
+                   default=d.input, help="how much of the target the decoder is shown (default: vanilla)")
+    g.add_argument("--cmlm-count", choices=("fairseq", "paper"), default=d.cmlm_count,
+                   help="CMLM: hidden count uniform on 1..L (fairseq, default) or l = round(lambda L) "
+                        "revealed (the paper's Appendix E.6)")
+    g.add_argument("--glat-anneal-steps", type=int, default=d.glat_anneal_steps,
+                   help="GLAT: anneal lambda from 0.5 to 0.3 over this many updates (default 0: the run)")
+    g.add_argument("--mask-head-weight", type=float, default=d.mask_head_weight,
+                   help="weight of the input predictor's 'is masked' head loss (default 1; 0 = off)")
     p.add_argument("--no-valid-bleu", dest="valid_bleu", action="store_false",
                    help="validate the NLL only: no decoding, no BLEU (faster; what the estimators need)")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default=d.amp, help="mixed precision (CUDA)")

@@ -80,6 +80,12 @@ class Batch:
         """Non-padding target tokens."""
         return int(self.tgt_lengths.sum())
 
+    @property
+    def loss_tokens(self) -> int:
+        """Target tokens a training loss is taken on: all of them here; a batch with a proxy input
+        counts its hidden ones only."""
+        return self.num_tokens
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in
                        (self.src, self.src_lengths, self.tgt, self.tgt_lengths, self.indices)))

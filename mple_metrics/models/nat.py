@@ -148,11 +148,20 @@ class NATModel(Seq2SeqBase):
 
     def forward(self, src: Tensor, src_lengths: Tensor, tgt_lengths: Tensor,
                 input_tokens: Tensor | None = None, reveal: Tensor | None = None,
-                with_mask_logits: bool = False, width: int | None = None) -> NATOutput:
-        """Scores of every target position given the gold (or chosen) lengths (B,)."""
+                with_mask_logits: bool = False, width: int | None = None,
+                mask_features: Tensor | None = None) -> NATOutput:
+        """Scores of every target position given the gold (or chosen) lengths (B,).
+
+        ``mask_features`` (B, T, d): decoder states of another pass (e.g. a vanilla-input pass run
+        without gradient) to compute ``mask_logits`` from instead of this pass's.  Training the
+        "is masked" head on them inside ``forward`` keeps it inside DistributedDataParallel's
+        forward, so its gradient is synchronised like every other."""
         if tgt_lengths.dim() != 1 or tgt_lengths.shape[0] != src.shape[0]:
             raise ValueError(f"tgt_lengths must be (B,) = ({src.shape[0]},), got {tuple(tgt_lengths.shape)}")
         if bool((tgt_lengths < 1).any()):
             raise ValueError("tgt_lengths must be >= 1 for a NAT (a zero-length target has no positions)")
-        return self.decode(self.encode(src, src_lengths), tgt_lengths, width, input_tokens, reveal,
-                           with_mask_logits)
+        out = self.decode(self.encode(src, src_lengths), tgt_lengths, width, input_tokens, reveal,
+                          with_mask_logits and mask_features is None)
+        if mask_features is not None:
+            out.mask_logits = self.mask_head(mask_features).squeeze(-1)
+        return out

@@ -12,6 +12,8 @@ import numpy as np
 from ..data import Split, kd_dataset_dirs
 from .axe import AXETarget
 from .dynamic_kd import DynamicKDTarget
+from .glat import GLAT_VARIANTS, GLATInput
+from .inputs import CMLMFixedInput, CMLMInput, InputProxy
 from .kd import KDTarget, read_kd_split
 from .oaxe import OaXETarget
 from .raw import RawTarget
@@ -20,6 +22,9 @@ from .target import TargetProxy
 TARGET_PROXIES: dict[str, type[TargetProxy]] = {
     cls.name: cls for cls in (RawTarget, KDTarget, AXETarget, OaXETarget, DynamicKDTarget)}
 TARGET_NAMES: tuple[str, ...] = tuple(TARGET_PROXIES)
+INPUT_NAMES: tuple[str, ...] = ("vanilla", "cmlm", "cmlm-fixed", *GLAT_VARIANTS)
+#: Proxy targets a proxy input may be combined with (the paper does not combine AXE/OaXE with one).
+TARGETS_WITH_INPUTS: frozenset[str] = frozenset({"raw", "kd", "dynamic-kd"})
 #: Methods whose reference may come from KD data (``--kd DIR``) instead of the raw target.
 KD_REFERENCE_TARGETS: frozenset[str] = frozenset({"kd", "axe", "oaxe"})
 
@@ -89,3 +94,18 @@ def make_target_proxy(target: str, *, skip_penalty: float = 1.0, pred_length_sca
             raise ValueError("dynamic KD needs its candidates and their pairwise BLEU")
         return DynamicKDTarget(candidates, pairwise, gamma, beta, regularizer, max_length=max_positions - 1)
     return TARGET_PROXIES[target]()
+
+
+def make_input_proxy(name: str, *, cmlm_count: str = "fairseq", glat_anneal_steps: int = 0,
+                     train_mask_head: bool = False) -> InputProxy:
+    """The :class:`InputProxy` of method ``name`` (``vanilla``, ``cmlm``, ``cmlm-fixed``, ``glat``,
+    ``glat-lev``, ``glat-pref``, ``glat-1-pref``)."""
+    if name not in INPUT_NAMES:
+        raise ValueError(f"--input must be one of {INPUT_NAMES}, got {name!r}")
+    if name == "vanilla":
+        return InputProxy()
+    if name == "cmlm":
+        return CMLMInput(cmlm_count, train_mask_head=train_mask_head)
+    if name == "cmlm-fixed":
+        return CMLMFixedInput(train_mask_head=train_mask_head)
+    return GLATInput(name, anneal_steps=glat_anneal_steps, train_mask_head=train_mask_head)

@@ -40,6 +40,7 @@ class ProxyOutputs:
     log_probs: Tensor
     pred_lengths: Tensor
     length_logits: Tensor
+    mask_logits: Tensor | None = None
 
 
 class TargetProxy:
@@ -62,13 +63,24 @@ class TargetProxy:
         return batch.tgt_lengths
 
     def forward(self, model: NATModel, batch: Batch) -> ProxyOutputs:
+        """The decoder pass at the prediction lengths; a batch with a proxy input
+        (:class:`~mple_metrics.proxies.inputs.InputBatch`) feeds its Z to the decoder, and its
+        vanilla-pass states to the "is masked" head."""
         lengths = self.pred_lengths(batch)
-        out = model(batch.src, batch.src_lengths, lengths)
-        return ProxyOutputs(F.log_softmax(at_least_float32(out.logits), dim=-1), lengths, out.length_logits)
+        input_tokens, reveal = batch.decoder_input() if hasattr(batch, "decoder_input") else (None, None)
+        features = getattr(batch, "mask_features", None)
+        out = model(batch.src, batch.src_lengths, lengths, input_tokens=input_tokens, reveal=reveal,
+                    mask_features=features)
+        return ProxyOutputs(F.log_softmax(at_least_float32(out.logits), dim=-1), lengths, out.length_logits,
+                            out.mask_logits)
 
     def loss(self, batch: Batch, outputs: ProxyOutputs, label_smoothing: float = 0.0) -> tuple[Tensor, int]:
-        """(summed loss in nats, target tokens) of the batch; MLE of ``batch.tgt`` by default."""
-        return self.mle_loss(outputs.log_probs, batch.tgt, batch.tgt_lengths, label_smoothing), batch.num_tokens
+        """(summed loss in nats, tokens it is taken on) of the batch; MLE of ``batch.tgt`` by
+        default, on the hidden positions only when the batch has a proxy input."""
+        target, lengths = batch.tgt, batch.tgt_lengths
+        if getattr(batch, "reveal", None) is not None:
+            target = target.masked_fill(batch.reveal, PAD_ID)  # revealed: copied, log-prob 0
+        return self.mle_loss(outputs.log_probs, target, lengths, label_smoothing), batch.loss_tokens
 
     def proxy_target(self, batch: Batch, outputs: ProxyOutputs) -> Tensor:
         """(B, Lp) int64 ids of T (``PAD_ID`` beyond ``outputs.pred_lengths``)."""
@@ -78,11 +90,14 @@ class TargetProxy:
     # -- shared pieces -----------------------------------------------------------------------
     @staticmethod
     def mle_loss(log_probs: Tensor, target: Tensor, lengths: Tensor, label_smoothing: float) -> Tensor:
-        """Summed (label-smoothed) NLL of ``target`` (B, L) at positions < ``lengths``, nats."""
+        """Summed (label-smoothed) NLL of ``target`` (B, L) at positions < ``lengths`` that are not
+        ``PAD_ID``, nats."""
         width = log_probs.shape[1]
         target = target[:, :width].masked_fill(padding_mask(lengths, width), PAD_ID)
-        return F.nll_loss(log_probs.flatten(0, 1), target.flatten(), ignore_index=PAD_ID, reduction="sum") \
-            * (1.0 - label_smoothing) + label_smoothing * smoothing_term(log_probs, lengths)
+        nll = F.nll_loss(log_probs.flatten(0, 1), target.flatten(), ignore_index=PAD_ID, reduction="sum")
+        if not label_smoothing:
+            return nll
+        return (1.0 - label_smoothing) * nll + label_smoothing * smoothing_term(log_probs, lengths, target != PAD_ID)
 
     def take_counts(self) -> list[float] | None:
         """Counts the method keeps about its choices since the last call (dynamic KD: how often each
@@ -94,11 +109,13 @@ class TargetProxy:
         return {"target": self.name}
 
 
-def smoothing_term(log_probs: Tensor, lengths: Tensor) -> Tensor:
-    """Σ over positions < ``lengths`` of ``mean_v(−log p_v)`` (the uniform part of label
-    smoothing), nats."""
-    keep = ~padding_mask(lengths, log_probs.shape[1])
-    return (-log_probs.mean(dim=-1)).masked_fill(~keep, 0.0).sum()
+def smoothing_term(log_probs: Tensor, lengths: Tensor, keep: Tensor | None = None) -> Tensor:
+    """Σ over positions < ``lengths`` (and where ``keep``, if given) of ``mean_v(−log p_v)`` (the
+    uniform part of label smoothing), nats."""
+    inside = ~padding_mask(lengths, log_probs.shape[1])
+    if keep is not None:
+        inside = inside & keep
+    return (-log_probs.mean(dim=-1)).masked_fill(~inside, 0.0).sum()
 
 
 def sequence_nll(log_probs: Tensor, target: Tensor, lengths: Tensor) -> Tensor:

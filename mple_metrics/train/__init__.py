@@ -10,7 +10,7 @@ from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError,
                          nonfinite_entries, restore_tokenizers, save_checkpoint, tokenizer_files)
 from .config import AMP_MODES, LR_SCHEDULES, RESUMABLE_OVERRIDES, SELECT_METRICS, TrainConfig
 from .distributed import DistributedContext, resolve_device, setup_distributed
-from .losses import length_loss, smoothed_token_loss
+from .losses import length_loss, mask_head_loss, smoothed_token_loss
 from .fine_tuning import load_initial_weights
 from .schedule import constant_lr, inverse_sqrt_lr, learning_rate, set_lr
 from .trainer import Trainer, TrainingDivergedError, filter_long, kept_pairs, train
@@ -25,5 +25,5 @@ __all__ = [
     "reference_nll",
     "resolve_device", "restore_tokenizers", "save_checkpoint", "set_lr", "setup_distributed",
     "smoothed_token_loss", "tokenizer_files", "train", "validate",
-    "constant_lr", "kept_pairs", "learning_rate", "load_initial_weights", "proxy_validation",
+    "constant_lr", "kept_pairs", "mask_head_loss", "learning_rate", "load_initial_weights", "proxy_validation",
 ]

@@ -12,7 +12,8 @@ from typing import Any
 from ..atomic_write import atomic_write_text
 from ..data import TOKENIZER_KINDS
 from ..models.config import MODEL_KINDS, NAT_INPUT_KINDS, PRESETS, ModelConfig, dataclass_from_dict
-from ..proxies import TARGET_NAMES, TRUNCATE_BASES, check_target_options
+from ..proxies import (CMLM_COUNTS, INPUT_NAMES, TARGET_NAMES, TARGETS_WITH_INPUTS, TRUNCATE_BASES,
+                       check_target_options)
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 LR_SCHEDULES: tuple[str, ...] = ("inverse-sqrt", "constant")
@@ -25,6 +26,10 @@ TARGET_OPTIONS: dict[str, tuple[str, ...]] = {
     "skip_penalty": ("axe",), "pred_length_scale": ("axe",), "oaxe_pretrain_steps": ("oaxe",),
     "oaxe_truncate": ("oaxe",), "oaxe_truncate_base": ("oaxe",), "gamma": ("dynamic-kd",),
     "beta": ("dynamic-kd",), "regularizer": ("dynamic-kd",),
+}
+#: Options that belong to some proxy inputs only.
+INPUT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "cmlm_count": ("cmlm",), "glat_anneal_steps": ("glat", "glat-lev", "glat-pref", "glat-1-pref"),
 }
 
 #: Settings that may differ when a run is resumed (they do not change what a step computes).
@@ -49,12 +54,13 @@ _INT_RANGES: dict[str, int] = {  # integer settings: the smallest allowed value
     "vocab_size": 1, "max_positions": 2, "warmup_steps": 0, "update_freq": 1, "max_tokens": 1,
     "max_steps": 0, "max_epochs": 1, "valid_every_steps": 0, "valid_bleu_max_sentences": 0,
     "valid_beam": 1, "patience": 0, "keep_best": 1, "save_every_steps": 0, "log_every": 1,
-    "oaxe_pretrain_steps": 0,
+    "oaxe_pretrain_steps": 0, "glat_anneal_steps": 0,
 }
 _FLOAT_RANGES: dict[str, tuple[float, bool]] = {  # float settings: (bound, bound allowed) from below
     "lr": (0.0, False), "warmup_init_lr": (0.0, True), "adam_eps": (0.0, False),
     "weight_decay": (0.0, True), "clip_norm": (0.0, True), "length_loss_weight": (0.0, True),
     "skip_penalty": (0.0, True), "pred_length_scale": (1.0, True), "beta": (0.0, True),
+    "mask_head_weight": (0.0, True),
 }
 _UNIT_INTERVAL: tuple[str, ...] = ("label_smoothing", "dropout")  # [0, 1)
 MAX_SEED = 2 ** 63
@@ -97,6 +103,9 @@ class TrainConfig:
     ``oaxe_pretrain_steps``, ``oaxe_truncate`` and ``oaxe_truncate_base``, dynamic KD ``gamma``,
     ``beta`` and ``regularizer``.  ``init_from``: start from this checkpoint's weights (same
     architecture and tokenizer; fresh optimizer and schedule).
+    Proxy input (NAT): ``input`` vanilla/cmlm/cmlm-fixed/glat/glat-lev/glat-pref/glat-1-pref,
+    ``cmlm_count`` (fairseq or paper), ``glat_anneal_steps`` (0 = the whole run),
+    ``mask_head_weight`` weight of the "is masked" head's binary cross-entropy (0 = not trained).
     """
 
     data: str = "bundled"
@@ -152,6 +161,10 @@ class TrainConfig:
     gamma: list[float] | None = None
     beta: float = 0.2
     regularizer: bool = True
+    input: str = "vanilla"
+    cmlm_count: str = "fairseq"
+    glat_anneal_steps: int = 0
+    mask_head_weight: float = 1.0
 
     def __post_init__(self) -> None:
         """Checks every setting: choices, integers and their ranges, floats finite and in range,
@@ -163,7 +176,8 @@ class TrainConfig:
                               ("nat_input", NAT_INPUT_KINDS), ("amp", AMP_MODES),
                               ("tokenizer_kind", TOKENIZER_KINDS), ("lr_schedule", LR_SCHEDULES),
                               ("select_metric", SELECT_METRICS), ("target", TARGET_NAMES),
-                              ("oaxe_truncate_base", TRUNCATE_BASES)):
+                              ("oaxe_truncate_base", TRUNCATE_BASES), ("input", INPUT_NAMES),
+                              ("cmlm_count", CMLM_COUNTS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{option_name(name)} must be one of {choices}, got {getattr(self, name)!r}")
         for name, low in _INT_RANGES.items():
@@ -209,6 +223,15 @@ class TrainConfig:
             if self.target not in targets and getattr(self, name) != defaults[name]:
                 option = "--no-regularizer" if name == "regularizer" else option_name(name)
                 raise ValueError(f"{option} applies to --target {'/'.join(targets)}, not --target {self.target}")
+        if self.input != "vanilla":
+            if self.model == "at":
+                raise ValueError(f"--input {self.input} trains a NAT; use --model nat")
+            if self.target not in TARGETS_WITH_INPUTS:
+                raise ValueError(f"--input {self.input} cannot be combined with --target {self.target} (the paper "
+                                 f"combines proxy inputs with raw, kd or dynamic-kd targets only)")
+        for name, inputs in INPUT_OPTIONS.items():
+            if self.input not in inputs and getattr(self, name) != defaults[name]:
+                raise ValueError(f"{option_name(name)} applies to --input {'/'.join(inputs)}, not --input {self.input}")
         if self.oaxe_truncate is not None and (not _is_number(self.oaxe_truncate)
                                                or not 0.0 < self.oaxe_truncate <= 1.0):
             raise ValueError(f"--oaxe-truncate must be a probability in (0, 1], got {self.oaxe_truncate!r}")

@@ -48,13 +48,14 @@ from ..data import (BatchIterator, EncodedSplit, TokenizerPair, collate, load_da
                     resolve_dataset_path)
 from ..decode import DecodeOptions
 from ..models import ATModel, ModelConfig, NATModel, build_model, teacher_forcing
-from ..proxies import TargetProxy, candidate_pairwise_bleu, make_target_proxy, read_target_text
+from ..proxies import (InputProxy, TargetProxy, candidate_pairwise_bleu, input_generator, make_input_proxy,
+                       make_target_proxy, read_target_text)
 from .checkpoint import (CheckpointError, average_checkpoints, check_state_dict,
                          load_checkpoint, restore_tokenizers, save_checkpoint, tokenizer_files)
 from .fine_tuning import load_initial_weights
 from .config import TrainConfig
 from .distributed import DistributedContext, setup_distributed
-from .losses import length_loss, smoothed_token_loss
+from .losses import length_loss, mask_head_loss, smoothed_token_loss
 from .schedule import learning_rate, set_lr
 from .validation import proxy_validation, validate
 
@@ -85,6 +86,7 @@ class Progress:
     epoch: int = 0                # current epoch (0-based)
     batches_in_epoch: int = 0     # this rank's micro-batches of the current epoch consumed
     tokens: int = 0               # target tokens trained on (all ranks)
+    planned_updates: int = 0      # the run's length as planned when it started (GLAT's annealing)
 
 
 class Trainer:
@@ -98,6 +100,7 @@ class Trainer:
         if config.amp != "none" and self.device.type != "cuda":
             raise ValueError(f"amp={config.amp!r} needs device cuda; on the CPU use amp='none'")
         self.progress = Progress()
+        self._mask_loss: torch.Tensor | None = None
         self._validated_step: int | None = None  # update of the last validation (from a checkpoint)
         self._resumed_metrics: dict[str, Any] = {}
         # value: the selection metric oriented lower-is-better (-BLEU for bleu); nll: the
@@ -227,6 +230,9 @@ class Trainer:
             oaxe_truncate_base=c.oaxe_truncate_base, gamma=c.gamma, beta=c.beta, regularizer=c.regularizer,
             candidates=candidates or None, pairwise=pairwise or None,
             max_positions=self.model_config.max_positions)
+        self.input_proxy: InputProxy = make_input_proxy(
+            c.input, cmlm_count=c.cmlm_count, glat_anneal_steps=c.glat_anneal_steps,
+            train_mask_head=c.mask_head_weight > 0)
         # Dynamic KD scores its proxy on the validation split only where the KD data has it.
         self._proxy_validates = c.target != "dynamic-kd" or "valid" in candidates
         if c.selection_metric == "proxy" and not self._proxy_validates:
@@ -323,21 +329,29 @@ class Trainer:
         out = self.proxy.forward(model, batch)
         token, _ = self.proxy.loss(batch, out, self.config.label_smoothing)
         targets = self.raw_model.length_targets(batch.src_lengths, out.pred_lengths)
+        self._mask_loss = None
+        if out.mask_logits is not None:  # the input predictor's "is masked" head, on the vanilla pass
+            self._mask_loss = mask_head_loss(out.mask_logits, batch.hidden, batch.tgt_lengths)
         return token, length_loss(out.length_logits, targets)
 
     def _positions(self, batch) -> int:
-        return batch.num_tokens + (len(batch) if isinstance(self.raw_model, ATModel) else 0)
+        """Target positions the token loss is taken on (AT: with </s>; a proxy input: hidden only)."""
+        return batch.loss_tokens + (len(batch) if isinstance(self.raw_model, ATModel) else 0)
 
     def train_step(self, batches: list) -> torch.Tensor:
         """One optimizer update over micro-batches (already on the device).  Returns the summed
         smoothed token loss (nats) of this rank's micro-batches, detached."""
         c = self.config
         if isinstance(self.raw_model, NATModel):
-            self.proxy.update = self.progress.step
+            self.proxy.update = self.input_proxy.update = self.progress.step
             batches = [self.proxy.prepare(self.raw_model, b, "train") for b in batches]  # e.g. dynamic KD's choice
-        counts = torch.tensor([sum(self._positions(b) for b in batches), sum(len(b) for b in batches)],
-                              dtype=torch.float64, device=self.device)
-        positions, sentences = self.ctx.all_reduce_sum(counts).tolist()
+            if c.input != "vanilla":  # Z ~ Q(Z|T, X), after T is chosen
+                batches = [self.input_proxy.sample(self.raw_model, b, input_generator(c.seed, self.progress.step,
+                                                                                   b.indices, self.device))
+                           for b in batches]
+        counts = torch.tensor([sum(self._positions(b) for b in batches), sum(len(b) for b in batches),
+                               sum(b.num_tokens for b in batches)], dtype=torch.float64, device=self.device)
+        positions, sentences, target_tokens = self.ctx.all_reduce_sum(counts).tolist()
         scale = float(self.ctx.world_size)  # DDP averages gradients over ranks; undo it
         loss_sum = torch.zeros((), device=self.device)
         objective = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -348,6 +362,8 @@ class Trainer:
                 loss = token_loss / positions
                 if len_loss is not None:
                     loss = loss + c.length_loss_weight * len_loss / sentences
+                if self._mask_loss is not None:
+                    loss = loss + c.mask_head_weight * self._mask_loss / target_tokens
                 loss = loss * scale
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             loss_sum += token_loss.detach()
@@ -416,7 +432,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": self._rng_states(), "progress": vars(self.progress).copy(), "metrics": metrics,
             "best": self.best, "tokenizer": self._tokenizer_files, "init_from": self.init_from,
-            "proxy": self.proxy.settings(),
+            "proxy": {**self.proxy.settings(), **self.input_proxy.settings()},
         }
 
     def save_last(self, metrics: dict[str, Any] | None = None) -> None:
@@ -445,9 +461,11 @@ class Trainer:
                                max_tokens=c.max_tokens, device=self.device,
                                options=DecodeOptions(beam=c.valid_beam),
                                bleu_max_sentences=c.valid_bleu_max_sentences, bleu=c.valid_bleu)
-            if isinstance(self.raw_model, NATModel) and c.target != "raw" and self._proxy_validates:
+            if isinstance(self.raw_model, NATModel) and (c.target != "raw" or c.input != "vanilla") \
+                    and self._proxy_validates:
                 metrics.update(proxy_validation(self.raw_model, self.proxy, self.proxy_valid_encoded,
-                                                c.max_tokens, self.device))
+                                                c.max_tokens, self.device, input_proxy=self.input_proxy,
+                                                seed=c.seed))
             metrics.update(step=self.progress.step, epoch=self.progress.epoch,
                            seconds=round(time.perf_counter() - started, 3))
             value = self._selection_value(metrics)
@@ -510,6 +528,11 @@ class Trainer:
         self.last_metrics: dict[str, Any] = dict(self._resumed_metrics)
         updates_per_epoch = math.ceil(len(self.train_batches) / c.update_freq)
         total = c.max_steps if c.max_steps else updates_per_epoch * c.max_epochs
+        # GLAT anneals its ratio over the run as planned when it started: a resumed run with a new
+        # --max-steps keeps the schedule it began with.
+        if not self.progress.planned_updates:
+            self.progress.planned_updates = total
+        self.input_proxy.total_updates = self.progress.planned_updates
         bar = None
         if self.ctx.is_main and not c.quiet:
             from tqdm.auto import tqdm
@@ -579,7 +602,8 @@ class Trainer:
                    "last_validation": self.last_metrics, "dropped_long_pairs": self.dropped,
                    "model_config": self.model_config.to_dict(), "world_size": self.ctx.world_size,
                    "selection": {"metric": self.best["metric"], "best_step": self.best["step"]},
-                   "proxy": self.proxy.settings(), "init_from": self.init_from}
+                   "proxy": {**self.proxy.settings(), **self.input_proxy.settings()},
+                   "init_from": self.init_from}
         if self.ctx.is_main:
             top = self.best["top"]
             if self.config.keep_best > 1 and len(top) > 1:

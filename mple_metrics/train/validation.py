@@ -25,7 +25,7 @@ from ..data import BatchIterator, EncodedSplit, TokenizerPair
 from ..decode import DecodeOptions, translate_encoded
 from ..metrics import BLEU
 from ..models import ATModel, NATModel, at_token_nll, nat_length_nll, score_targets
-from ..proxies import TargetProxy, sequence_nll
+from ..proxies import InputProxy, TargetProxy, input_generator, sequence_nll
 
 
 @torch.no_grad()
@@ -111,24 +111,38 @@ def validate(model: ATModel | NATModel, encoded: EncodedSplit, references: Seque
 
 @torch.no_grad()
 def proxy_validation(model: NATModel, proxy: TargetProxy, encoded: EncodedSplit, max_tokens: int,
-                     device: torch.device, split: str = "valid") -> dict[str, float]:
+                     device: torch.device, split: str = "valid", input_proxy: InputProxy | None = None,
+                     seed: int = 0) -> dict[str, float]:
     """A NAT's proxy target on a split, in eval mode: ``proxy_loss_bits_per_token``, the method's
     training criterion without label smoothing (what ``select_metric="proxy"`` compares), and
-    ``proxy_nll_bits_per_token``, the NLL of the proxy target T itself (L_NAT with the vanilla
-    input, per position of T; blanks of AXE's T* included), both in bits per target token."""
+    ``proxy_nll_bits_per_token``, the NLL of the proxy target T itself given the proxy input (L_NAT,
+    per position of T, revealed positions counting with log-probability 0; blanks of AXE's T*
+    included), both in bits per target token.  A proxy input is drawn with generators seeded from
+    ``seed`` and the sentences (the same Z at every validation; the global RNG is not used)."""
     was_training = model.training
     model.eval()
     loss_total, nll_total, tokens, positions = 0.0, 0.0, 0, 0
+    sampling = input_proxy is not None and input_proxy.name != "vanilla"
     for batch in BatchIterator(encoded, max_tokens=max_tokens, shuffle=False, drop_uneven=False):
         batch = proxy.prepare(model, batch.to(device), split)
-        outputs = proxy.forward(model, batch)
-        loss, count = proxy.loss(batch, outputs, 0.0)
-        target = proxy.proxy_target(batch, outputs)
-        loss_total += float(loss)
-        tokens += int(count)
-        nll_total += float(sequence_nll(outputs.log_probs, target, outputs.pred_lengths).sum())
-        positions += int(outputs.pred_lengths.sum())
+        if sampling:
+            batch = input_proxy.sample(model, batch, input_generator(seed, -1, batch.indices, device))
+        loss, count, nll, scored = _proxy_batch(proxy, model, batch)
+        loss_total, tokens, nll_total, positions = loss_total + loss, tokens + count, nll_total + nll, positions + scored
     model.train(was_training)
     return {"proxy_loss_bits_per_token": loss_total / max(tokens, 1) / math.log(2.0),
             "proxy_nll_bits_per_token": nll_total / max(positions, 1) / math.log(2.0),
             "proxy_positions": positions}
+
+
+def _proxy_batch(proxy: TargetProxy, model: NATModel, batch) -> tuple[float, int, float, int]:
+    """(loss, its tokens, NLL of T with revealed positions at 0, positions of T) of one batch."""
+    outputs = proxy.forward(model, batch)
+    loss, count = proxy.loss(batch, outputs, 0.0)
+    target = proxy.proxy_target(batch, outputs)
+    reveal = getattr(batch, "reveal", None)
+    log_probs = outputs.log_probs
+    if reveal is not None:  # the copy mechanism: a revealed position is right with probability 1
+        log_probs = log_probs.masked_fill(reveal[:, :log_probs.shape[1]].unsqueeze(-1), 0.0)
+    nll = float(sequence_nll(log_probs, target, outputs.pred_lengths).sum())
+    return float(loss), int(count), nll, int(outputs.pred_lengths.sum())

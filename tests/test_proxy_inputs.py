@@ -1,0 +1,263 @@
+"""Proxy inputs (vanilla, CMLM, GLAT and variants): exact log Q by enumeration, GLAT's glancing
+number and its shared dropout masks, the copy mechanism in the loss, the input predictor's head,
+exact resume and DDP parity for every input, clear errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from mple_metrics.data import EncodedSplit, collate
+from mple_metrics.models import ModelConfig, NATModel
+from mple_metrics.proxies import (GLATInput, INPUT_NAMES, InputBatch, RawTarget, make_input_proxy,
+                                  sequence_nll)
+from mple_metrics.train import TrainConfig, Trainer, load_checkpoint, mask_head_loss
+from mple_metrics.train.distributed import DistributedContext
+from test_train import tiny_config, tiny_dataset
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SAMPLED_INPUTS = [name for name in INPUT_NAMES if name != "vanilla"]
+
+
+def _nat(dropout: float = 0.0, seed: int = 0) -> NATModel:
+    torch.manual_seed(seed)
+    config = ModelConfig.preset("tiny", kind="nat", src_vocab_size=20, tgt_vocab_size=20, d_model=16, ffn_dim=32,
+                                n_heads=2, encoder_layers=1, decoder_layers=1, dropout=dropout)
+    return NATModel(config)
+
+
+def _batch(lengths: list[int], seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    src = [torch.randint(6, 20, (4,), generator=g).tolist() for _ in lengths]
+    tgt = [torch.randint(6, 20, (n,), generator=g).tolist() for n in lengths]
+    return collate(EncodedSplit(src, tgt), list(range(len(lengths))))
+
+
+def _all_reveals(length: int, width: int) -> torch.Tensor:
+    rows = [list(bits) + [False] * (width - length) for bits in itertools.product([False, True], repeat=length)]
+    return torch.tensor(rows, dtype=torch.bool)
+
+
+@pytest.mark.parametrize("name, options", [("cmlm", {"cmlm_count": "fairseq"}), ("cmlm", {"cmlm_count": "paper"}),
+                                           ("cmlm-fixed", {})])
+@pytest.mark.parametrize("length", [1, 2, 3, 5, 6])
+def test_cmlm_log_q_sums_to_one_over_every_input(name, options, length):
+    proxy = make_input_proxy(name, **options)
+    reveals = _all_reveals(length, 6)
+    lengths = torch.full((reveals.shape[0],), length)
+    total = torch.logsumexp(proxy.log_prob(reveals, lengths), dim=0)
+    assert float(total) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cmlm_samples_match_their_log_q_and_count_rule():
+    batch = _batch([6] * 4000)
+    sampled = make_input_proxy("cmlm").sample(_nat(), batch, torch.Generator().manual_seed(0))
+    hidden = sampled.hidden.sum(1)
+    assert int(hidden.min()) >= 1 and int(hidden.max()) <= 6  # fairseq: hidden uniform on 1..L
+    counts = torch.bincount(hidden, minlength=7)[1:].double() / 4000
+    assert torch.allclose(counts, torch.full((6,), 1 / 6, dtype=torch.float64), atol=0.03)
+    expected = -math.log(6) - torch.tensor([math.log(math.comb(6, int(6 - h))) for h in hidden])
+    torch.testing.assert_close(sampled.log_q, expected.double())
+    fixed = make_input_proxy("cmlm-fixed").sample(_nat(), _batch([5, 10, 1]))
+    assert fixed.reveal.sum(1).tolist() == [1, 2, 0]  # round(0.2 L)
+
+
+def _constructed_log_probs(batch, wrong: list[list[int]]) -> torch.Tensor:
+    """Log-probs whose argmax is the target except at the listed positions (shifted there)."""
+    logp = torch.full((*batch.tgt.shape, 20), -10.0)
+    predicted = batch.tgt.clone()
+    for b, positions in enumerate(wrong):
+        for j in positions:
+            predicted[b, j] = 6 + (int(batch.tgt[b, j]) - 6 + 1) % 14
+    logp.scatter_(2, predicted.unsqueeze(-1), 0.0)
+    return logp.log_softmax(-1)
+
+
+def test_glat_glancing_number_follows_the_schedule_and_the_distance():
+    batch = _batch([6, 6, 4])
+    logp = _constructed_log_probs(batch, [[0, 1, 2, 3, 4], [2], []])
+    proxy = GLATInput("glat", anneal_steps=10)
+    proxy.update = 0
+    counts, weights = proxy.glancing(batch, logp)
+    assert counts.tolist() == [2, 0, 0] and bool((weights == 1).all())  # floor(0.5 * [5, 1, 0])
+    proxy.update = 5
+    assert proxy.ratio() == pytest.approx(0.4)
+    proxy.update = 100  # after the annealing: 0.3
+    assert proxy.glancing(batch, logp)[0].tolist() == [1, 0, 0]
+    # Levenshtein: a prediction shifted by one position is 2 edits away but 5 Hamming positions.
+    shifted = batch.tgt.clone()
+    shifted[0, 1:6] = batch.tgt[0, 0:5].clone()
+    logp = torch.full((*batch.tgt.shape, 20), -10.0).scatter(2, shifted.unsqueeze(-1), 0.0).log_softmax(-1)
+    hamming, lev = GLATInput("glat"), GLATInput("glat-lev")
+    assert int((shifted[0] != batch.tgt[0]).sum()) >= 4
+    from mple_metrics.proxies import hamming_distance, levenshtein_distance
+    h = int(hamming_distance(shifted, batch.tgt, batch.tgt_lengths)[0])
+    d = int(levenshtein_distance(shifted, batch.tgt, a_lengths=batch.tgt_lengths, b_lengths=batch.tgt_lengths)[0])
+    assert hamming.glancing(batch, logp)[0][0] == h // 2 and lev.glancing(batch, logp)[0][0] == d // 2
+    assert d < h
+
+
+@pytest.mark.parametrize("variant", ["glat", "glat-lev", "glat-pref", "glat-1-pref"])
+@pytest.mark.parametrize("length", [1, 3, 6])
+def test_glat_log_q_sums_to_one_over_every_input_of_the_drawn_size(variant, length):
+    model = _nat(seed=1).eval()
+    batch = _batch([length], seed=length)
+    proxy = GLATInput(variant)
+    _, logp = proxy.first_pass(model, batch)
+    counts, weights = proxy.glancing(batch, logp)
+    for count in range(length + 1):  # every glancing number the first pass could give
+        reveals = _all_reveals(length, length)
+        n = reveals.shape[0]
+        values = proxy.log_prob(reveals, torch.full((n,), length), torch.full((n,), count), weights.expand(n, -1))
+        assert float(torch.logsumexp(values, 0)) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("variant", ["glat", "glat-pref"])
+def test_glat_samples_the_drawn_count_with_its_log_q(variant):
+    torch.manual_seed(3)
+    model = _nat(seed=2).eval()
+    batch = _batch([6, 5, 4, 6], seed=4)
+    proxy = GLATInput(variant)
+    sampled = proxy.sample(model, batch)
+    _, logp = proxy.first_pass(model, batch)
+    counts, weights = proxy.glancing(batch, logp)
+    assert torch.equal(sampled.reveal.sum(1), counts)
+    torch.testing.assert_close(sampled.log_q, proxy.log_prob(sampled.reveal, batch.tgt_lengths, counts, weights))
+
+
+def test_glat_first_and_second_pass_share_their_dropout_masks():
+    model = _nat(dropout=0.3, seed=5).train()
+    batch = _batch([6, 5], seed=5)
+    proxy = GLATInput("glat", ratio_start=0.0, ratio_end=0.0, train_mask_head=True)  # reveals nothing
+    torch.manual_seed(11)
+    sampled = proxy.sample(model, batch)
+    out = RawTarget().forward(model, sampled)
+    first = model.output_logits(sampled.mask_features).log_softmax(-1)
+    torch.testing.assert_close(out.log_probs, first)  # same input and same masks: same outputs
+    other = model(batch.src, batch.src_lengths, batch.tgt_lengths).logits.log_softmax(-1)
+    assert not torch.allclose(other, first)  # fresh masks differ: the check can fail
+
+
+def test_revealed_positions_contribute_nothing_to_the_loss():
+    model = _nat(seed=6).eval()
+    batch = _batch([6, 4], seed=6)
+    torch.manual_seed(0)
+    sampled = make_input_proxy("cmlm").sample(model, batch)
+    proxy = RawTarget()
+    out = proxy.forward(model, sampled)
+    loss, tokens = proxy.loss(sampled, out, 0.0)
+    assert tokens == int(sampled.hidden.sum())
+    hidden_only = out.log_probs.masked_fill(~sampled.hidden.unsqueeze(-1), 0.0)
+    assert float(loss.detach()) == pytest.approx(float(sequence_nll(hidden_only.detach(), batch.tgt, batch.tgt_lengths).sum()), rel=1e-5)
+    smoothed, _ = proxy.loss(sampled, out, 0.1)
+    uniform = (-out.log_probs.mean(-1))[sampled.hidden].sum()
+    assert float(smoothed.detach()) == pytest.approx(0.9 * float(loss.detach()) + 0.1 * float(uniform.detach()), rel=1e-5)
+
+
+def test_the_input_predictor_head_learns(tmp_path):
+    data = tiny_dataset(tmp_path / "data")
+    trainer = Trainer(tiny_config(data, tmp_path / "run", model="nat", input="cmlm-fixed", max_steps=40, lr=1e-2,
+                                  valid_every_steps=40))
+    model = trainer.raw_model
+    batch = collate(trainer.train_batches.encoded, list(range(16)))
+
+    @torch.no_grad()
+    def head_loss() -> float:
+        torch.manual_seed(0)
+        sampled = trainer.input_proxy.sample(model, batch)
+        out = RawTarget().forward(model, sampled)
+        return float(mask_head_loss(out.mask_logits, sampled.hidden, batch.tgt_lengths)) / batch.num_tokens
+
+    before = head_loss()
+    trainer.train()
+    after = head_loss()
+    assert after < 0.75 * before  # 80% hidden is learnable from X alone: the head finds the rate
+
+
+def _config(data: Path, out: Path, name: str, **changes) -> TrainConfig:
+    return tiny_config(data, out, model="nat", input=name, **changes)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tiny_dataset(tmp_path_factory.mktemp("inputs_data"))
+
+
+@pytest.mark.parametrize("name", SAMPLED_INPUTS)
+def test_resume_equals_uninterrupted_for_every_input(data_dir, tmp_path, name):
+    # GLAT anneals over the run as planned at its start; an explicit span makes the two runs' plans
+    # equal although the interrupted one was started with a shorter --max-steps.
+    extra = {"glat_anneal_steps": 6} if name.startswith("glat") else {}
+    Trainer(_config(data_dir, tmp_path / "a", name, max_steps=7, **extra)).train()
+    Trainer(_config(data_dir, tmp_path / "b", name, max_steps=4, **extra)).train()
+    Trainer(_config(data_dir, tmp_path / "b", name, max_steps=7, resume=True, **extra)).train()
+    a, b = (load_checkpoint(tmp_path / d / "last.pt")["model"] for d in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    logs = [[json.loads(x)["loss_bits_per_token"] for x in (tmp_path / d / "train.jsonl").read_text().splitlines()]
+            for d in ("a", "b")]
+    assert logs[0] == logs[1] and len(logs[0]) == 7
+    valid = [json.loads(x) for x in (tmp_path / "a" / "valid.jsonl").read_text().splitlines()]
+    assert all("proxy_nll_bits_per_token" in v for v in valid)
+    assert load_checkpoint(tmp_path / "a" / "last.pt")["proxy"]["input"] == name
+
+
+def test_glat_keeps_the_annealing_span_it_started_with(data_dir, tmp_path):
+    Trainer(_config(data_dir, tmp_path / "r", "glat", max_steps=4)).train()
+    resumed = Trainer(_config(data_dir, tmp_path / "r", "glat", max_steps=9, resume=True))
+    resumed.train()
+    assert resumed.progress.planned_updates == 4 and resumed.input_proxy.total_updates == 4
+
+
+def _ddp_worker(rank: int, world_size: int, store: str, data: str, out: str, name: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
+    try:
+        context = DistributedContext(rank=rank, world_size=world_size, local_rank=rank, device=torch.device("cpu"))
+        Trainer(_config(Path(data), Path(out), name, dropout=0.0, max_steps=4, valid_every_steps=0), context).train()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("name", ["cmlm", "glat"])
+def test_ddp_matches_one_process_for_inputs(data_dir, tmp_path, name):
+    """Z is a function of (seed, update, sentences): 2 processes train like one with update_freq 2."""
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), str(data_dir), str(tmp_path / "ddp"), name), nprocs=2,
+             join=True)
+    Trainer(_config(data_dir, tmp_path / "single", name, dropout=0.0, max_steps=4, valid_every_steps=0,
+                    update_freq=2)).train()
+    curves = [[json.loads(x)["loss_bits_per_token"] for x in (tmp_path / r / "train.jsonl").read_text().splitlines()]
+              for r in ("ddp", "single")]
+    assert len(curves[0]) == 4
+    torch.testing.assert_close(torch.tensor(curves[0]), torch.tensor(curves[1]), rtol=1e-5, atol=1e-6)
+    a, b = (load_checkpoint(tmp_path / r / "last.pt")["model"] for r in ("ddp", "single"))
+    for key in ("mask_head.weight", "length_head.weight"):  # the head's gradient is synchronised too
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model": "nat", "input": "cmlm", "target": "axe"}, "cannot be combined with --target axe"),
+    ({"model": "at", "input": "glat"}, "trains a NAT"),
+    ({"model": "nat", "input": "glat", "cmlm_count": "paper"}, "--cmlm-count applies to --input cmlm"),
+    ({"model": "nat", "input": "cmlm", "glat_anneal_steps": 3}, "--glat-anneal-steps applies"),
+    ({"model": "nat", "input": "bogus"}, "--input must be one of"),
+    ({"model": "nat", "input": "cmlm", "mask_head_weight": -1.0}, "--mask-head-weight must be"),
+])
+def test_bad_input_settings_are_clear_errors(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes)
+
+
+def test_input_batch_counts_hidden_tokens():
+    batch = _batch([3, 2])
+    reveal = torch.tensor([[True, False, False], [False, False, False]])
+    sampled = InputBatch(batch.src, batch.src_lengths, batch.tgt, batch.tgt_lengths, batch.indices, reveal,
+                         torch.zeros(2, dtype=torch.float64))
+    assert sampled.loss_tokens == 4 and batch.loss_tokens == 5
