@@ -164,8 +164,8 @@ def test_revealed_positions_contribute_nothing_to_the_loss():
 
 def test_the_input_predictor_head_learns(tmp_path):
     data = tiny_dataset(tmp_path / "data")
-    trainer = Trainer(tiny_config(data, tmp_path / "run", model="nat", input="cmlm-fixed", max_steps=40, lr=1e-2,
-                                  valid_every_steps=40))
+    trainer = Trainer(tiny_config(data, tmp_path / "run", model="nat", input="cmlm-fixed", max_steps=60, lr=3e-2, lr_schedule="constant",
+                                  valid_every_steps=60))
     model = trainer.raw_model
     batch = collate(trainer.train_batches.encoded, list(range(16)))
 
@@ -179,7 +179,9 @@ def test_the_input_predictor_head_learns(tmp_path):
     before = head_loss()
     trainer.train()
     after = head_loss()
-    assert after < 0.75 * before  # 80% hidden is learnable from X alone: the head finds the rate
+    # 80% of the positions are hidden: the best the head can do from X alone is about the binary
+    # entropy H(0.8) = 0.500 nats per position; it starts well above and approaches it.
+    assert after < before - 0.05 and after < 0.55, (before, after)
 
 
 def _config(data: Path, out: Path, name: str, **changes) -> TrainConfig:

@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="override a ModelConfig field, e.g. --model-arg d_model=96 (repeatable)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
-    p.add_argument("--nat-input", choices=("uniform", "soft"), default=d.nat_input)
+    p.add_argument("--nat-input", choices=("uniform", "soft", "mask"), default=None,
+                   help="a NAT's vanilla decoder input: uniform or soft copy of the source, or all <mask> "
+                        "(default: mask for --input cmlm/cmlm-fixed, else uniform)")
     p.add_argument("--tokenizer", default=None, help="reuse this saved tokenizer directory "
                                                      "(e.g. another run's RUN/tokenizer)")
     p.add_argument("--tokenizer-kind", choices=("spm", "word"), default=d.tokenizer_kind)

@@ -19,7 +19,7 @@ from typing import Any
 
 MODEL_KINDS: tuple[str, ...] = ("at", "nat")
 POSITION_KINDS: tuple[str, ...] = ("learned", "sinusoidal")
-NAT_INPUT_KINDS: tuple[str, ...] = ("uniform", "soft")
+NAT_INPUT_KINDS: tuple[str, ...] = ("uniform", "soft", "mask")
 
 PRESETS: dict[str, dict[str, int]] = {
     "tiny": dict(d_model=64, encoder_layers=2, decoder_layers=2, n_heads=4, ffn_dim=256),
@@ -47,7 +47,8 @@ class ModelConfig:
             equal vocabularies, i.e. a joint tokenizer).  The decoder's input embedding and output
             projection are always tied.
         positions: ``"learned"`` or ``"sinusoidal"`` position embeddings, ``max_positions`` of them.
-        nat_input: NAT decoder input: ``"uniform"`` copy of source embeddings (Gu et al. 2018) or
+        nat_input: NAT decoder input: ``"mask"``, the ``<mask>`` embedding at every position (CMLM's
+            fully masked input), ``"uniform"`` copy of source embeddings (Gu et al. 2018) or
             ``"soft"`` copy (a softmax over source positions by distance, temperature
             ``soft_copy_tau``).
         max_length_offset: the NAT length predictor classifies ``target_len - source_len`` into

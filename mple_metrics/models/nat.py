@@ -4,11 +4,12 @@ predictor of the paper's Appendix E.6).
 
 The decoder input for a target of length T is, per position j:
 
+* ``"mask"``: the ``<mask>`` embedding (CMLM's fully masked input);
 * ``"uniform"`` copy: the source token embedding at position ``round(j (S-1)/(T-1))``;
 * ``"soft"`` copy: ``sum_i softmax_i(-|i - j S/T| / tau) e_i`` over the S source embeddings;
 * with ``input_tokens`` (CMLM): the target embedding of ``input_tokens[j]`` (``MASK_ID`` where hidden);
-* with ``input_tokens`` and ``reveal`` (GLAT): the target embedding where ``reveal`` is True, the
-  copy input elsewhere.
+* with ``input_tokens`` and ``reveal`` (GLAT, and CMLM with ``"mask"``): the target embedding where
+  ``reveal`` is True, the input above elsewhere.
 
 Position embeddings are then added.  The length predictor classifies ``T - S`` from the
 mean-pooled encoder output.
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data import MASK_ID
 from .config import ModelConfig
 from .transformer import EncoderOut, Seq2SeqBase, padding_mask
 
@@ -92,7 +94,11 @@ class NATModel(Seq2SeqBase):
 
     # ------------------------------------------------------------------ decoder input
     def copy_input(self, enc: EncoderOut, tgt_lengths: Tensor, width: int) -> Tensor:
-        """(B, width, d) copy of the source embeddings (uniform or soft, see module docstring)."""
+        """(B, width, d) vanilla decoder input: the source embeddings copied (uniform or soft) or the
+        ``<mask>`` embedding (see module docstring)."""
+        if self.config.nat_input == "mask":
+            mask = self.tgt_embed.weight[MASK_ID] * self.embed_scale
+            return mask.expand(enc.out.shape[0], width, -1)
         if self.config.nat_input == "uniform":
             index = uniform_copy_index(enc.lengths, tgt_lengths, width)
             return enc.embedded.gather(1, index.unsqueeze(-1).expand(-1, -1, enc.embedded.shape[-1]))

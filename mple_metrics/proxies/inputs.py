@@ -8,10 +8,11 @@ which is the paper's copy mechanism (a revealed position counts with log-probabi
 
 How Z enters the decoder (:class:`mple_metrics.models.NATModel`):
 
-* ``vanilla``: the copy input, Q a point mass (Z = the full mask), log Q = 0.
-* ``cmlm`` / ``cmlm-fixed``: the target embeddings with ``<mask>`` at hidden positions.
-* ``glat`` and variants (:mod:`mple_metrics.proxies.glat`): the copy input with the target
-  embedding at revealed positions.
+* ``vanilla``: the model's vanilla input, Q a point mass (Z = the full mask), log Q = 0.
+* the others: the target embedding at revealed positions, the vanilla input elsewhere.  The
+  vanilla input of a CMLM model is the ``<mask>`` embedding (``nat_input="mask"``, the trainer's
+  default for the CMLM inputs), so Z is the target with ``<mask>`` at hidden positions; a GLAT
+  model's is the copy of the source embeddings (:mod:`mple_metrics.proxies.glat`).
 
 Randomness: Z is drawn with a generator seeded from (run seed, update, the batch's sentence
 indices) (:func:`input_generator`), so it is a function of the data and the update alone: a resumed
@@ -29,7 +30,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..data import MASK_ID, Batch
+from ..data import Batch
 from ..models import NATModel, padding_mask
 from .masking import log_binomial
 
@@ -49,12 +50,9 @@ class InputBatch(Batch):
     reveal: Tensor | None = None
     log_q: Tensor | None = None
     mask_features: Tensor | None = None
-    token_input: bool = False  # CMLM's form of Z (see the module docstring)
 
     def decoder_input(self) -> tuple[Tensor | None, Tensor | None]:
-        """(input_tokens, reveal) for :meth:`NATModel.forward` (None, None: the copy input)."""
-        if self.token_input:
-            return self.tgt.masked_fill(~self.reveal, MASK_ID), None
+        """(input_tokens, reveal) for :meth:`NATModel.forward` (None, None: the vanilla input)."""
         if not bool(self.reveal.any()):
             return None, None
         return self.tgt, self.reveal
@@ -69,10 +67,9 @@ class InputBatch(Batch):
         return int(self.hidden.sum())
 
 
-def with_input(batch: Batch, reveal: Tensor, log_q: Tensor, mask_features: Tensor | None = None,
-               token_input: bool = False) -> InputBatch:
+def with_input(batch: Batch, reveal: Tensor, log_q: Tensor, mask_features: Tensor | None = None) -> InputBatch:
     return InputBatch(batch.src, batch.src_lengths, batch.tgt, batch.tgt_lengths, batch.indices, reveal, log_q,
-                      mask_features, token_input)
+                      mask_features)
 
 
 def input_generator(seed: int, update: int, indices: Tensor, device: torch.device | str) -> torch.Generator:
@@ -104,9 +101,6 @@ class InputProxy:
     """Base class and ``vanilla``: Z is the full mask (the copy input), log Q = 0."""
 
     name: ClassVar[str] = "vanilla"
-    #: Whether Z enters as target tokens with ``<mask>`` (CMLM) rather than revealed embeddings
-    #: mixed into the copy input (GLAT).
-    token_input: ClassVar[bool] = False
 
     def __init__(self, train_mask_head: bool = False) -> None:
         self.train_mask_head = bool(train_mask_head)
@@ -130,7 +124,6 @@ class CMLMInput(InputProxy):
     """``cmlm``: the number of hidden tokens is drawn (``count`` rule), then uniform positions."""
 
     name = "cmlm"
-    token_input = True
 
     def __init__(self, count: str = "fairseq", fixed_reveal: float | None = None,
                  train_mask_head: bool = False) -> None:
@@ -171,7 +164,7 @@ class CMLMInput(InputProxy):
         counts = self.reveal_counts(lengths, generator)
         reveal = uniform_subset(counts, lengths, batch.tgt.shape[1], generator)
         features = vanilla_mask_features(model, batch) if self.train_mask_head else None
-        return with_input(batch, reveal, self.log_prob(reveal, lengths), features, token_input=True)
+        return with_input(batch, reveal, self.log_prob(reveal, lengths), features)
 
     def log_prob(self, reveal: Tensor, lengths: Tensor, batch: InputBatch | None = None) -> Tensor:
         inside = ~padding_mask(lengths, reveal.shape[1])

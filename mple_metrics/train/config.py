@@ -87,7 +87,9 @@ class TrainConfig:
     to reuse, else one is learnt on the training split (``tokenizer_kind``, ``vocab_size``);
     ``max_positions`` longer training pairs are skipped (their count is logged).
     Model: ``model`` at/nat, ``size`` preset, ``model_overrides`` explicit ModelConfig fields,
-    ``dropout``, ``nat_input`` uniform/soft, ``length_loss_weight`` (NAT, 0.1).
+    ``dropout``, ``nat_input`` the NAT's vanilla decoder input uniform/soft/mask (None: ``mask``
+    for the CMLM inputs, whose vanilla input is the fully masked sequence, else ``uniform``),
+    ``length_loss_weight`` (NAT, 0.1).
     Optimisation: AdamW (``lr``, ``betas``, ``adam_eps``, ``weight_decay``), inverse-sqrt schedule
     with linear ``warmup_steps`` from ``warmup_init_lr``, ``label_smoothing`` (0.1), ``clip_norm``
     (0 = off), ``update_freq`` gradient accumulation, ``amp`` (CUDA only).
@@ -114,7 +116,7 @@ class TrainConfig:
     size: str = "tiny"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     dropout: float = 0.1
-    nat_input: str = "uniform"
+    nat_input: str | None = None
     length_loss_weight: float = 0.1
     tokenizer: str | None = None
     tokenizer_kind: str = "spm"
@@ -172,6 +174,8 @@ class TrainConfig:
         Errors are ValueErrors naming the option, e.g. ``--lr must be a finite number > 0, got inf``."""
         if isinstance(self.betas, (list, tuple)):
             self.betas = tuple(self.betas)  # JSON gives a list
+        if self.nat_input is None:
+            self.nat_input = "mask" if str(self.input).startswith("cmlm") else "uniform"
         for name, choices in (("model", MODEL_KINDS), ("size", tuple(PRESETS)),
                               ("nat_input", NAT_INPUT_KINDS), ("amp", AMP_MODES),
                               ("tokenizer_kind", TOKENIZER_KINDS), ("lr_schedule", LR_SCHEDULES),
