@@ -22,6 +22,14 @@ def add_decoding_args(p: argparse.ArgumentParser, default_beam: int) -> None:
     g.add_argument("--length-factor", type=_length_factor, default=0.0,
                    help="NAT: lengths become round(T (1 + factor)); factor > -1")
     g.add_argument("--dedup", action="store_true", help="remove consecutive repeated tokens")
+    g.add_argument("--decode", choices=("default", "input-sampling"), default="default",
+                   help="NAT: the vanilla input (default) or Input Sampling from the input predictor")
+    g.add_argument("--samples", type=positive_int, default=1,
+                   help="NAT Input Sampling: candidates per sentence, the most probable kept (default 1)")
+    g.add_argument("--sampling-seed", type=non_negative_int, default=0, help="NAT Input Sampling: seed of the draws")
+    g.add_argument("--input-predictor-nat", default=None, metavar="CKPT",
+                   help="NAT Input Sampling: the frozen vanilla NAT that fills revealed positions (a "
+                        "checkpoint or run directory with the model's tokenizer)")
     g.add_argument("--max-tokens", type=positive_int, default=4096, help="padded source tokens per batch")
     g.add_argument("--device", default="cpu", type=device, help="cpu, cuda or cuda:N")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -45,6 +53,32 @@ def check_beam(args: argparse.Namespace, model) -> None:
 
 
 def decode_options(args: argparse.Namespace) -> DecodeOptions:
+    if args.decode == "input-sampling" and args.length_beam != 1:
+        raise ValueError("--decode input-sampling decodes at the predicted length: use --samples, not --length-beam")
     return DecodeOptions(beam=args.beam, length_penalty=args.length_penalty, max_len_a=args.max_len_a,
                          max_len_b=args.max_len_b, length_beam=args.length_beam,
-                         length_factor=args.length_factor, dedup=args.dedup)
+                         length_factor=args.length_factor, dedup=args.dedup, strategy=args.decode,
+                         samples=args.samples, seed=args.sampling_seed)
+
+
+def load_input_predictor(args: argparse.Namespace, model, tokenizers, device):
+    """The frozen NAT of Input Sampling (None for default decoding): ``--input-predictor-nat``."""
+    if args.decode != "input-sampling":
+        if args.input_predictor_nat:
+            raise ValueError("--input-predictor-nat is for --decode input-sampling")
+        return None
+    if model.config.kind != "nat":
+        raise ValueError("--decode input-sampling decodes a NAT; this checkpoint is an AT")
+    if not args.input_predictor_nat:
+        raise ValueError("--decode input-sampling needs --input-predictor-nat CKPT (a vanilla NAT trained with "
+                         "the same tokenizer)")
+    from ..models import load_model
+    from ..train import tokenizer_files
+
+    predictor, predictor_tokenizers, payload = load_model(args.input_predictor_nat, device)
+    if predictor.config.kind != "nat":
+        raise ValueError(f"--input-predictor-nat {payload['path']} is an AT; it must be a NAT")
+    if tokenizer_files(predictor_tokenizers) != tokenizer_files(tokenizers):
+        raise ValueError(f"--input-predictor-nat {payload['path']} has another tokenizer than the model; "
+                         f"train both with one (--tokenizer)")
+    return predictor

@@ -54,7 +54,7 @@ from ..data import (SPLIT_NAMES, Dataset, Split, is_candidate_dir, load_dataset,
                     resolve_dataset_path, write_candidates_manifest, write_split)
 from ..data.kd_candidates import CANDIDATES_FILE, KD_MANIFEST
 from ..models.checkpoint import load_checkpoint, load_model
-from .generate import DecodeOptions, translate_encoded
+from .generate import LATER_DEFAULTS, DecodeOptions, translate_encoded
 
 PARTS_DIR = ".kd_parts"
 CHUNK_HEADER = "#mple-kd-chunk "
@@ -182,7 +182,7 @@ def _differences(found: dict[str, Any], wanted: dict[str, Any], where: str) -> l
                    f"(sha256 {wanted['teacher_sha256'][:12]})")
     found_decode, wanted_decode = found.get("decode") or {}, wanted["decode"]
     for key in sorted(set(found_decode) | set(wanted_decode)):
-        if found_decode.get(key) != wanted_decode.get(key):
+        if found_decode.get(key, LATER_DEFAULTS.get(key)) != wanted_decode.get(key, LATER_DEFAULTS.get(key)):
             option = "--" + key.replace("_", "-")
             out.append(f"{option}: {where} used {found_decode.get(key)!r}, this run {wanted_decode.get(key)!r}")
     if "chunk_size" in wanted and found.get("chunk_size") != wanted["chunk_size"]:
@@ -522,12 +522,13 @@ def distill(teachers: str | Path | Sequence[str | Path], data: str | Path, out: 
 
 
 def translate_lines(model, tokenizers, lines: Sequence[str], options: DecodeOptions, max_tokens: int = 4096,
-                    device: str | torch.device = "cpu", progress=None) -> list[str]:
+                    device: str | torch.device = "cpu", progress=None, input_predictor=None) -> list[str]:
     """Translate text lines with a loaded model; returns detokenized outputs in order."""
     encoded = tokenizers.src.encode_batch(lines)
     empty = [i + 1 for i, e in enumerate(encoded) if not e]
     if empty:
         raise ValueError(f"input line {empty[0]} is empty ({len(empty)} empty lines); every line must "
                          f"hold a sentence")
-    hyps = translate_encoded(model, encoded, options, max_tokens=max_tokens, device=device, progress=progress)
+    hyps = translate_encoded(model, encoded, options, max_tokens=max_tokens, device=device, progress=progress,
+                             input_predictor=input_predictor)
     return [tokenizers.tgt.decode(h) for h in hyps]

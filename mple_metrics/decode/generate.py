@@ -16,7 +16,13 @@ from torch import Tensor
 from ..data import pad_sequences, token_budget_batches
 from ..models import ATModel, NATModel
 from .at_search import Hypotheses, beam_search, greedy_search
+from .input_sampling import nat_input_sampling
 from .nat_decode import clean_output, nat_argmax
+
+
+DECODE_STRATEGIES: tuple[str, ...] = ("default", "input-sampling")
+#: Settings whose value before they existed was their default (older KD chunks compare equal).
+LATER_DEFAULTS: dict[str, object] = {"strategy": "default", "samples": 1, "seed": 0}
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,10 @@ class DecodeOptions:
 
     AT: ``beam`` (1 = greedy), ``length_penalty`` (exponent on the length when choosing among the
     final beams), ``max_len_a``/``max_len_b`` (output length limit ``a * S + b``).
-    NAT: ``length_beam`` (LPD candidates), ``length_factor`` λ, ``dedup``.
+    NAT: ``length_beam`` (LPD candidates), ``length_factor`` λ, ``dedup``; ``strategy``
+    ``"default"`` (the vanilla input) or ``"input-sampling"`` (Z drawn from the input predictor,
+    :mod:`mple_metrics.decode.input_sampling`; needs the frozen predictor NAT) with ``samples``
+    candidates per sentence and the draws' ``seed``.
     """
 
     beam: int = 1
@@ -35,8 +44,17 @@ class DecodeOptions:
     length_beam: int = 1
     length_factor: float = 0.0
     dedup: bool = False
+    strategy: str = "default"
+    samples: int = 1
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.strategy not in DECODE_STRATEGIES:
+            raise ValueError(f"strategy must be one of {DECODE_STRATEGIES}, got {self.strategy!r}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if self.strategy == "input-sampling" and self.length_beam != 1:
+            raise ValueError("input sampling decodes at the predicted length: use --samples, not --length-beam")
         if self.beam < 1:
             raise ValueError(f"beam must be >= 1, got {self.beam}")
         if self.length_beam < 1:
@@ -49,18 +67,28 @@ class DecodeOptions:
 
 
 def generate(model: ATModel | NATModel, src: Tensor, src_lengths: Tensor,
-             options: DecodeOptions = DecodeOptions()) -> Hypotheses:
-    """Decode a batch src (B, S) with ``options``; outputs are cleaned token id lists."""
+             options: DecodeOptions = DecodeOptions(), input_predictor: NATModel | None = None,
+             indices: Tensor | None = None) -> Hypotheses:
+    """Decode a batch src (B, S) with ``options``; outputs are cleaned token id lists.
+    ``input_predictor``: the frozen vanilla NAT of Input Sampling; ``indices`` (B,) the sentences'
+    numbers, which seed its draws."""
     was_training = model.training
     model.eval()
     try:
         if isinstance(model, ATModel):
+            if options.strategy != "default":
+                raise ValueError(f"decoding strategy {options.strategy!r} is for a NAT; an AT decodes by search")
             if options.beam == 1:
                 hyps = greedy_search(model, src, src_lengths, options.max_len_a, options.max_len_b)
             else:
                 hyps = beam_search(model, src, src_lengths, options.beam, options.length_penalty,
                                    options.max_len_a, options.max_len_b)
             return Hypotheses([clean_output(t, dedup=options.dedup) for t in hyps.tokens], hyps.scores)
+        if isinstance(model, NATModel) and options.strategy == "input-sampling":
+            if input_predictor is None:
+                raise ValueError("input sampling needs the input predictor's frozen NAT (--input-predictor-nat)")
+            return nat_input_sampling(model, input_predictor.eval(), src, src_lengths, options.samples,
+                                      options.length_factor, options.dedup, options.seed, indices).hypotheses
         if isinstance(model, NATModel):
             return nat_argmax(model, src, src_lengths, options.length_beam, options.length_factor,
                               options.dedup)
@@ -72,7 +100,8 @@ def generate(model: ATModel | NATModel, src: Tensor, src_lengths: Tensor,
 def translate_encoded(model: ATModel | NATModel, sources: Sequence[Sequence[int]],
                       options: DecodeOptions = DecodeOptions(), max_tokens: int = 4096,
                       device: torch.device | str | None = None,
-                      progress: Callable[[int], None] | None = None) -> list[list[int]]:
+                      progress: Callable[[int], None] | None = None,
+                      input_predictor: NATModel | None = None) -> list[list[int]]:
     """Decode source id sequences in length-sorted batches of at most ``max_tokens`` padded source
     tokens x max(beam, length_beam); outputs in input order.  ``progress(n)`` is called with the
     number of sentences done after each batch."""
@@ -89,7 +118,8 @@ def translate_encoded(model: ATModel | NATModel, sources: Sequence[Sequence[int]
             raise ValueError(f"source sentence {next(i for i in indices if len(sources[i]) == 0)} is "
                              f"empty after tokenization")
         src, src_lengths = pad_sequences([sources[i] for i in indices])
-        hyps = generate(model, src.to(device), src_lengths.to(device), options)
+        hyps = generate(model, src.to(device), src_lengths.to(device), options, input_predictor,
+                        torch.tensor(indices, dtype=torch.long))
         for i, tokens in zip(indices, hyps.tokens):
             outputs[i] = tokens
         if progress is not None:

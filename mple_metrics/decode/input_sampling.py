@@ -1,0 +1,106 @@
+"""Input Sampling decoding (the paper's Sec. 4.3, footnote 8, Appendix E.6).
+
+The input predictor P_θ(Z|X) has two parts: P_θ(z_i is masked | X), the NAT's own "is masked" head
+on its vanilla-input decoder pass, and P_θ(t_i | X), a frozen, separately trained vanilla NAT (the
+*predictor*).  Input Sampling draws each position's mask decision from the head, fills the revealed
+positions with the predictor's argmax t̂_i (the paper: "it empirically leads to better
+performance" than sampling t_i), decodes with that Z, and copies t̂ at revealed positions.
+
+With ``samples`` N > 1 the N candidates of a sentence are decoded in one batch and the one with
+the highest per-token joint log-probability log P_θ(Z|X) + log P_θ(T|Z, X) is kept, where
+log P_θ(z_i|X) = log p_i^mask for a hidden position and log(1 − p_i^mask) + log P(t̂_i|X) for a
+revealed one, and log P_θ(T|Z, X) sums the decoder's log-probabilities of its outputs at hidden
+positions (revealed ones are copied: log 1 = 0).  Both terms are reported per token: the decoding
+confidence of the paper's Figure 7.
+
+A head that says "masked" everywhere reveals nothing, and Input Sampling then equals default
+decoding (tested).  Draws use one generator per sentence seeded from (``seed``, the sentence's
+index), so outputs do not depend on how sentences are batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..models import NATModel, padding_mask
+from ..models.scoring import at_least_float32
+from .at_search import Hypotheses
+from .nat_decode import clean_output
+
+
+@dataclass
+class InputSamplingResult:
+    """Hypotheses plus the per-token confidence of each kept candidate (nats per position):
+    ``input_logp`` mean log P_θ(Z|X), ``output_logp`` mean log P_θ(T|Z, X); ``revealed`` the
+    fraction of positions revealed."""
+
+    hypotheses: Hypotheses
+    input_logp: Tensor
+    output_logp: Tensor
+    revealed: Tensor
+
+
+def _generators(seed: int, indices: Tensor, device: torch.device) -> list[torch.Generator]:
+    return [torch.Generator(device=device).manual_seed((int(seed) * 1_000_003 + int(i)) % (2 ** 63))
+            for i in indices.tolist()]
+
+
+@torch.no_grad()
+def nat_input_sampling(model: NATModel, predictor: NATModel, src: Tensor, src_lengths: Tensor,
+                       samples: int = 1, length_factor: float = 0.0, dedup: bool = False, seed: int = 0,
+                       indices: Tensor | None = None) -> InputSamplingResult:
+    """Input Sampling decoding of a batch src (B, S) (module docstring).
+
+    Args:
+        model: the NAT (its length predictor and "is masked" head are used).
+        predictor: the frozen vanilla NAT giving t̂ = argmax P(t_i|X) at the same lengths (same
+            target vocabulary).
+        samples: candidates per sentence (N).
+        indices: (B,) sentence numbers that seed the draws (default 0..B-1).
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if predictor.config.tgt_vocab_size != model.config.tgt_vocab_size:
+        raise ValueError(f"the input predictor's target vocabulary ({predictor.config.tgt_vocab_size}) differs "
+                         f"from the model's ({model.config.tgt_vocab_size}); train both with one tokenizer")
+    batch = src.shape[0]
+    device = src.device
+    indices = torch.arange(batch) if indices is None else indices
+    enc = model.encode(src, src_lengths)
+    lengths = model.predict_lengths(enc, beam=1, length_factor=length_factor)[0][:, 0]
+    width = int(lengths.max())
+    inside = ~padding_mask(lengths, width)
+    hidden, _ = model.decode_hidden(enc, lengths, width)
+    mask_logit = at_least_float32(model.mask_head(hidden).squeeze(-1))
+    pred_logp = F.log_softmax(at_least_float32(predictor(src, src_lengths, lengths).logits), dim=-1)
+    guess_logp, guess = pred_logp.max(dim=-1)  # t̂ and log P(t̂|X)
+    uniforms = torch.ones(batch, samples, width, device=device)  # each sentence draws at its own length
+    for b, (g, n) in enumerate(zip(_generators(seed, indices, device), lengths.tolist())):
+        uniforms[b, :, :n] = torch.rand(samples, n, generator=g, device=device)
+    p_reveal = torch.sigmoid(-mask_logit)  # 1 - P(masked)
+    reveal = (uniforms < p_reveal.unsqueeze(1)) & inside.unsqueeze(1)  # (B, N, width)
+    flat_reveal = reveal.reshape(batch * samples, width)
+    repeat = torch.arange(batch, device=device).repeat_interleave(samples)
+    flat_lengths = lengths[repeat]
+    flat_guess = guess[repeat]
+    out = model.decode(enc.index_select(repeat), flat_lengths, width, input_tokens=flat_guess, reveal=flat_reveal)
+    logp = F.log_softmax(at_least_float32(out.logits), dim=-1)
+    best_logp, tokens = logp.max(dim=-1)
+    tokens = torch.where(flat_reveal, flat_guess, tokens)  # the copy mechanism
+    flat_inside = inside[repeat]
+    n = flat_lengths.double()
+    log_masked = F.logsigmoid(mask_logit)[repeat]
+    log_revealed = F.logsigmoid(-mask_logit)[repeat] + guess_logp[repeat]
+    input_logp = torch.where(flat_reveal, log_revealed, log_masked).masked_fill(~flat_inside, 0.0).double().sum(1) / n
+    output_logp = best_logp.masked_fill(flat_reveal | ~flat_inside, 0.0).double().sum(1) / n
+    choice = (input_logp + output_logp).view(batch, samples).argmax(dim=1)
+    pick = torch.arange(batch, device=device) * samples + choice
+    rows = tokens[pick].tolist()
+    outputs = [clean_output(row[:int(length)], dedup) for row, length in zip(rows, lengths.tolist())]
+    revealed = flat_reveal[pick].double().sum(1) / n[pick]
+    return InputSamplingResult(Hypotheses(outputs, (input_logp + output_logp)[pick]), input_logp[pick],
+                               output_logp[pick], revealed)
