@@ -5,7 +5,10 @@ A step is what the trainer does per update: the proxy's ``prepare`` (dynamic KD:
 pass over all candidates), the decoder pass, the loss, backward, clipping and the AdamW update.
 Each method starts from the same initial weights and runs the same batches; the timed quantity is
 the median over steps of the per-step wall time (repeated ``--repeats`` times, median of medians).
-Targets (2 CPU threads): AXE <= 1.15x MLE, OaXE <= 1.3x, dynamic KD with 3 candidates <= 2x.
+Targets (2 CPU threads): AXE <= 1.15x MLE, OaXE <= 1.3x, dynamic KD with 3 candidates <= 2x; proxy
+inputs CMLM <= 1.05x, GLAT (two passes) <= 1.5x, each measured without the input predictor's head
+(its training adds a vanilla decoder pass to CMLM: reported in its own row).  Also the decoding
+throughput of Input Sampling against default decoding.
 
 Correctness first: on the first batch every method's loss is checked against an independent
 computation (MLE: float64 NLL; AXE with a huge skip penalty: the MLE loss; OaXE: the NLL of its own
@@ -28,11 +31,13 @@ import torch
 
 from mple_metrics.data import BatchIterator, EncodedSplit, TokenizerPair, collate, load_bundled
 from mple_metrics.models import ModelConfig, NATModel
-from mple_metrics.proxies import (AXETarget, DynamicKDTarget, OaXETarget, RawTarget, TargetProxy,
-                                  candidate_pairwise_bleu, sequence_nll)
+from mple_metrics.decode import DecodeOptions, generate
+from mple_metrics.proxies import (AXETarget, DynamicKDTarget, InputProxy, OaXETarget, RawTarget, TargetProxy,
+                                  candidate_pairwise_bleu, input_generator, make_input_proxy, sequence_nll)
 from mple_metrics.train import length_loss
 
-TARGETS = {"axe (τ=1)": 1.15, "axe (τ=10)": 1.15, "oaxe": 1.3, "dynamic-kd (3 candidates)": 2.0}
+TARGETS = {"axe (τ=1)": 1.15, "axe (τ=10)": 1.15, "oaxe": 1.3, "dynamic-kd (3 candidates)": 2.0,
+           "cmlm": 1.05, "glat": 1.5}
 
 
 def perturbed(text: str, rng: np.random.Generator, kind: int) -> str:
@@ -65,21 +70,33 @@ def setup(sentences: int, seed: int = 0):
     return encoded, candidates, texts, model
 
 
-def make_proxies(candidates, texts) -> dict[str, TargetProxy]:
+def make_proxies(candidates, texts) -> dict[str, tuple[TargetProxy, InputProxy | None]]:
     pairwise = candidate_pairwise_bleu(texts)
-    return {"mle": RawTarget(), "axe (τ=1)": AXETarget(1.0), "axe (τ=10)": AXETarget(10.0), "oaxe": OaXETarget(),
-            "dynamic-kd (3 candidates)": DynamicKDTarget({"train": candidates}, {"train": pairwise})}
+    return {"mle": (RawTarget(), None), "axe (τ=1)": (AXETarget(1.0), None), "axe (τ=10)": (AXETarget(10.0), None),
+            "oaxe": (OaXETarget(), None),
+            "dynamic-kd (3 candidates)": (DynamicKDTarget({"train": candidates}, {"train": pairwise}), None),
+            "cmlm": (RawTarget(), make_input_proxy("cmlm")),
+            "cmlm + input-predictor head": (RawTarget(), make_input_proxy("cmlm", train_mask_head=True)),
+            "glat": (RawTarget(), make_input_proxy("glat")),
+            "glat + input-predictor head": (RawTarget(), make_input_proxy("glat", train_mask_head=True))}
 
 
-def one_step(model, optimizer, proxy: TargetProxy, batch, phases: dict[str, float]) -> float:
+def one_step(model, optimizer, method: tuple[TargetProxy, InputProxy | None], batch, phases: dict[str, float],
+             step: int = 0) -> float:
+    proxy, inputs = method
     start = time.perf_counter()
     batch = proxy.prepare(model, batch, "train")
+    if inputs is not None:
+        batch = inputs.sample(model, batch, input_generator(0, step, batch.indices, "cpu"))
     t1 = time.perf_counter()
     out = proxy.forward(model, batch)
     t2 = time.perf_counter()
     loss, tokens = proxy.loss(batch, out, 0.1)
     loss = loss / tokens + 0.1 * length_loss(out.length_logits, model.length_targets(batch.src_lengths,
                                                                                     out.pred_lengths)) / len(batch)
+    if out.mask_logits is not None:
+        from mple_metrics.train import mask_head_loss
+        loss = loss + mask_head_loss(out.mask_logits, batch.hidden, batch.tgt_lengths) / batch.num_tokens
     t3 = time.perf_counter()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -95,6 +112,7 @@ def one_step(model, optimizer, proxy: TargetProxy, batch, phases: dict[str, floa
 def check(model, proxies, batch) -> None:
     """Each loss against an independent computation on the first batch."""
     model = copy.deepcopy(model).eval()
+    proxies = {name: method[0] for name, method in proxies.items()}
     mle = proxies["mle"]
     out = mle.forward(model, batch)
     loss, _ = mle.loss(batch, out, 0.0)
@@ -112,6 +130,25 @@ def check(model, proxies, batch) -> None:
     value = float(dkd.loss(chosen, out, 0.0)[0])
     assert abs(value - float(sequence_nll(out.log_probs, dkd.proxy_target(chosen, out), out.pred_lengths).sum())) \
         <= 1e-4 * value, "dynamic-kd"
+
+
+def decoding_throughput(model, encoded, sentences: int = 512, repeats: int = 3) -> dict[str, float]:
+    """Sentences/s of default decoding and of Input Sampling (the same untrained model as its own
+    predictor; speed does not depend on the weights), median of ``repeats``."""
+    from mple_metrics.data import pad_sequences
+
+    model = copy.deepcopy(model).eval()
+    src, lengths = pad_sequences(encoded.src[:sentences])
+    out = {"sentences": len(lengths)}
+    for name, options in (("default", DecodeOptions()), ("input-sampling", DecodeOptions(strategy="input-sampling")),
+                          ("input-sampling x4", DecodeOptions(strategy="input-sampling", samples=4))):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            generate(model, src, lengths, options, input_predictor=model)
+            times.append(time.perf_counter() - start)
+        out[name] = len(lengths) / statistics.median(times)
+    return out
 
 
 def main() -> int:
@@ -136,7 +173,8 @@ def main() -> int:
             torch.manual_seed(0)
             optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
             one_step(model, optimizer, proxy, batches[0], {})  # warm-up (allocator, kernels)
-            medians.append(statistics.median(one_step(model, optimizer, proxy, b, phases) for b in batches))
+            medians.append(statistics.median(one_step(model, optimizer, proxy, b, phases, step)
+                                             for step, b in enumerate(batches)))
         total = sum(phases.values())
         results[name] = {"step_ms": 1e3 * statistics.median(medians),
                          "phases": {k: round(v / total, 3) for k, v in phases.items()}}
@@ -155,9 +193,14 @@ def main() -> int:
         print(f"{name:<28}{r['step_ms']:>10.1f}{ratio:>8.2f}{(f'<= {target}' if target else ''):>9}  "
               f"{p['prepare']:.0%} / {p['forward']:.0%} / {p['loss']:.0%} / {p['backward+update']:.0%}"
               f"{'' if met else '  (target missed)'}")
+    decoding = decoding_throughput(initial, encoded)
+    print(f"decoding, {decoding['sentences']} sentences: default {decoding['default']:.0f} sent/s, "
+          f"Input Sampling (1 sample) {decoding['input-sampling']:.0f} sent/s "
+          f"({decoding['default'] / decoding['input-sampling']:.2f}x slower), 4 samples "
+          f"{decoding['input-sampling x4']:.0f} sent/s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"results": results, "threads": torch.get_num_threads(), "machine": platform.platform(),
+            json.dump({"results": results, "decoding_sentences_per_second": decoding, "threads": torch.get_num_threads(), "machine": platform.platform(),
                        "batches": len(batches)}, handle, indent=1)
     return 0 if ok else 1
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..data import Batch
@@ -67,20 +66,26 @@ class GLATInput(InputProxy):
         progress = min(self.update / span, 1.0)
         return self.ratio_start + (self.ratio_end - self.ratio_start) * progress
 
-    def first_pass(self, model: NATModel, batch: Batch) -> tuple[Tensor, Tensor]:
-        """(B, L, d) decoder states and (B, L, V) log-probs of the vanilla pass, no gradient; its
-        random numbers (dropout) are handed back, so the second pass draws the same masks."""
+    def first_pass(self, model: NATModel, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """The vanilla pass, without gradient: decoder states (B, L, d), argmax Ŷ (B, L) and
+        P_θ(t_i | X) of the target tokens (B, L) float64.  Its random numbers (dropout) are handed
+        back, so the second pass draws the same masks."""
         devices = [batch.src.device] if batch.src.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             enc = model.encode(batch.src, batch.src_lengths)
             hidden, _ = model.decode_hidden(enc, batch.tgt_lengths, batch.tgt.shape[1])
-            log_probs = F.log_softmax(at_least_float32(model.output_logits(hidden)), dim=-1)
-        return hidden, log_probs
+            logits = at_least_float32(model.output_logits(hidden))
+            predicted = logits.argmax(dim=-1)
+            p_target = None
+            if self.weighting != "uniform":  # no full log-softmax: one logsumexp per position
+                chosen = logits.gather(-1, batch.tgt.unsqueeze(-1)).squeeze(-1)
+                p_target = (chosen - torch.logsumexp(logits, dim=-1)).double().exp()
+        return hidden, predicted, p_target
 
-    def glancing(self, batch: Batch, log_probs: Tensor) -> tuple[Tensor, Tensor]:
-        """(counts (B,), weights (B, L)) of the reveal draw, given the first pass's log-probs."""
+    def glancing(self, batch: Batch, predicted: Tensor, p_target: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(counts (B,), weights (B, L)) of the reveal draw, given the first pass's argmax Ŷ and
+        (pref variants) P_θ(t_i | X)."""
         lengths, width = batch.tgt_lengths, batch.tgt.shape[1]
-        predicted = log_probs.argmax(dim=-1)
         if self.distance == "hamming":
             distance = hamming_distance(predicted, batch.tgt, lengths)
         else:
@@ -89,15 +94,16 @@ class GLATInput(InputProxy):
         if self.weighting == "uniform":
             weights = torch.ones(batch.tgt.shape, dtype=torch.float64, device=batch.tgt.device)
         else:
-            p = log_probs.gather(-1, batch.tgt.unsqueeze(-1)).squeeze(-1).double().exp()
-            weights = (p if self.weighting == "p" else 1.0 - p).clamp(min=MIN_WEIGHT)
+            if p_target is None:
+                raise ValueError(f"{self.name} weights positions by P(t_i | X): pass p_target")
+            weights = (p_target if self.weighting == "p" else 1.0 - p_target).clamp(min=MIN_WEIGHT)
         return counts, weights.masked_fill(padding_mask(lengths, width), 1.0)
 
     def sample(self, model: NATModel, batch: Batch, generator: torch.Generator | None = None) -> InputBatch:
         if generator is None:  # seeded before the first pass: the draw must not use the replayed numbers
             generator = torch.Generator(device=batch.tgt.device).manual_seed(int(torch.randint(0, 2 ** 62, (1,))))
-        hidden, log_probs = self.first_pass(model, batch)
-        counts, weights = self.glancing(batch, log_probs)
+        hidden, predicted, p_target = self.first_pass(model, batch)
+        counts, weights = self.glancing(batch, predicted, p_target)
         reveal = sample_fixed_size_subsets(weights, counts, batch.tgt_lengths, generator)
         log_q = self.log_prob(reveal, batch.tgt_lengths, counts, weights)
         return with_input(batch, reveal, log_q, hidden if self.train_mask_head else None)
