@@ -202,6 +202,11 @@ BAD_ARGUMENTS = [
     ("estimate-tc-length-terms-bogus", ["estimate", "tc", "--data", "{data}", "--out", "{new}",
                                         "--length-terms", "some"], r"--length-terms"),
     ("estimate-tc-seeds-0", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--seeds", "0"], r"--seeds"),
+    ("estimate-mple-at", ["estimate", "mple", "--nat", "{ckpt}", "--data", "{data}", "--out", "{new}"], r"is an AT"),
+    ("estimate-mple-samples-0", ["estimate", "mple", "--nat", "{ckpt}", "--out", "{new}", "--samples", "0"],
+     r"--samples"),
+    ("estimate-mple-bad-screen", ["estimate", "mple", "--nat", "{ckpt}", "--out", "{new}", "--targets", "raw:3"],
+     r"--targets"),
     ("estimate-tc-lr-nan", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--lr", "nan"], r"--lr"),
     # mple proxies tune-gamma
     ("proxies-no-action", ["proxies"], r"ACTION"),
@@ -229,7 +234,7 @@ def test_every_subcommand_is_in_the_table():
     commands = {sub.prog.removeprefix("mple ") for sub in cli._subparsers(cli.build_parser())
                 if sub.get_default("run") is not None}
     assert commands == {"bleu", "data info", "data synth", "data known-c", "demo", "train", "translate",
-                        "distill", "evaluate", "estimate tc", "proxies tune-gamma"}
+                        "distill", "evaluate", "estimate tc", "estimate mple", "proxies tune-gamma"}
     assert commands <= {" ".join(argv[:2]) if argv[0] in ("data", "estimate", "proxies") else argv[0]
                         for _, argv, _ in BAD_ARGUMENTS}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import argument_types
+from .estimate_mple import register_mple
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tc.add_argument("--device", type=argument_types.device, default="cpu")
     tc.add_argument("--quiet", action="store_true", help="no progress bars")
     tc.set_defaults(run=run_tc)
+    register_mple(sub)
 
 
 def _form(args: argparse.Namespace) -> str:

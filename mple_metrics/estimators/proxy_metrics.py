@@ -1,0 +1,313 @@
+"""The proxy-distribution metrics of a NAT checkpoint (the paper's Eq. 8–15, Tables 2 and 3):
+L_NAT, L_input, L_target and L_MPLE, with corpus BLEU, bootstrap intervals and a signature.
+
+For a NAT trained with a proxy (target T × input Z) and a split with several references:
+
+* **L_NAT** (Eq. 9, 19): the model's NLL of the method's proxy target T (its ``proxy_target``:
+  the reference, the KD output, AXE's T*, OaXE's permutation, dynamic KD's choice) given Z drawn
+  from the method's Q(Z|T, X) (``samples`` draws averaged; revealed positions count with
+  log-probability 0 — the copy mechanism of Appendix E.6 — and in the token count unless
+  ``count="hidden-only"``), bits per position of T.
+* **L_input** (Eq. 11, Appendix E.6): E_Q[−Σ_i log P_θ(z_i|X) + log Q(Z|T, X)] with the input
+  predictor P_θ(z_i|X): the NAT's "is masked" head on its vanilla pass for the mask decision, a
+  frozen vanilla NAT (``input_predictor``) for the revealed token; bits per position; 0 for the
+  vanilla input.  Q is conditioned on T, the data's (or the proxy's) target, as in training.
+* **L_target** (Eq. 14): −β · mean over sentences of the mean over references Y of sentence BLEU
+  S(Y, T) (T as hypothesis, 0–100).  Y are the split's extra references by default (independent
+  of the target T was built from; ``target_refs="all"`` adds it); sentences without one are left
+  out of L_target (counted).  S is sacrebleu's sentence BLEU on detokenized text with 13a, by the
+  kernels (``bleu_tokenize="ids"``: on token ids); T made of text (raw, KD, dynamic KD) is scored as
+  written, T made of ids (AXE, OaXE) after detokenization with blanks removed.
+* **L_MPLE** = L_NAT + L_input + L_target (Eq. 8).  Note the paper's units: a per-token NLL plus
+  β × a BLEU score; we keep them.
+
+Intervals: a paired bootstrap over sentences; the same resampled sentences for every term (the
+same seed), so the L_MPLE interval is that of the sum.  GLAT's glancing ratio is its final one
+(0.3).  Draws of Z use generators seeded from (``seed``, the draw, the sentences): repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import __version__
+from ..data import (BLANK_ID, BatchIterator, EncodedSplit, load_dataset, resolve_dataset_path)
+from ..decode import DecodeOptions, translate_encoded
+from ..metrics import BLEU
+from ..models import NATModel, load_model, padding_mask
+from ..models.scoring import at_least_float32
+from ..proxies import (INPUT_NAMES, TARGET_NAMES, candidate_pairwise_bleu, input_generator, make_input_proxy,
+                       make_target_proxy, read_target_text, sequence_nll)
+from ..train import bleu_scores
+from .bootstrap import paired_bootstrap, resampled_ratios
+
+LN2 = math.log(2.0)
+COUNT_MODES: tuple[str, ...] = ("all", "hidden-only")
+TARGET_REF_MODES: tuple[str, ...] = ("extra", "all")
+BLEU_TOKENIZE: tuple[str, ...] = ("13a", "ids")
+
+
+@dataclass(frozen=True)
+class ProxyMetricSettings:
+    """What to measure and how (module docstring).  ``target``/``input`` None: the checkpoint's
+    own (with its options, e.g. the KD data, τ, γ)."""
+
+    split: str = "valid"
+    target: str | None = None
+    input: str | None = None
+    beta: float = 0.2
+    samples: int = 4
+    seed: int = 0
+    count: str = "all"
+    target_refs: str = "extra"
+    bleu_tokenize: str = "13a"
+    n_resamples: int = 1000
+    max_tokens: int = 4096
+    decode_bleu: bool = True
+
+    def __post_init__(self) -> None:
+        if self.target is not None and self.target not in TARGET_NAMES:
+            raise ValueError(f"--target must be one of {TARGET_NAMES}, got {self.target!r}")
+        if self.input is not None and self.input not in INPUT_NAMES:
+            raise ValueError(f"--input must be one of {INPUT_NAMES}, got {self.input!r}")
+        if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"--beta must be a finite number >= 0, got {self.beta!r}")
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise ValueError(f"--samples must be an integer >= 1, got {self.samples!r}")
+        for name, choices in (("count", COUNT_MODES), ("target_refs", TARGET_REF_MODES),
+                              ("bleu_tokenize", BLEU_TOKENIZE)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {choices}, got {getattr(self, name)!r}")
+
+
+def _method_label(target: str, input_name: str, config: dict[str, Any]) -> str:
+    detail = {"axe": f"axe(tau={config.get('skip_penalty', 1.0):g})", "oaxe": "oaxe", "kd": "kd", "raw": "raw",
+              "dynamic-kd": "dynamic-kd" if config.get("regularizer", True) else "dynamic-kd(no-reg)"}[target]
+    return detail if input_name == "vanilla" else f"{input_name}+{detail}"
+
+
+@torch.no_grad()
+def proxy_metrics(nat: str | Path, data: str | Path, settings: ProxyMetricSettings = ProxyMetricSettings(),
+                  input_predictor: str | Path | None = None, device: str | torch.device = "cpu",
+                  progress=None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """L_NAT, L_input, L_target, L_MPLE (and BLEU) of the NAT checkpoint ``nat`` on ``data``'s
+    split; returns the result dict that ``mple estimate mple`` writes (module docstring).
+    ``overrides``: method settings that replace the checkpoint's (e.g. ``{"skip_penalty": 5.0}``,
+    ``{"kd": [DIR]}``), for scoring a checkpoint under another proxy."""
+    model, tokenizers, payload = load_model(nat, device)
+    if not isinstance(model, NATModel):
+        raise ValueError(f"--nat {payload['path']} is an AT; the proxy metrics are a NAT's")
+    config = {**dict(payload.get("train_config") or {}), **(overrides or {})}
+    target = settings.target or config.get("target", "raw")
+    input_name = settings.input or config.get("input", "vanilla")
+    kd = list(config.get("kd") or [])
+    if target in ("kd", "dynamic-kd") and not kd:
+        raise ValueError(f"--target {target}: the checkpoint records no KD data (--kd); it was trained on "
+                         f"{config.get('target', 'raw')!r}")
+    if target not in ("kd", "dynamic-kd", "axe", "oaxe"):
+        kd = []
+    predictor = None
+    if input_name != "vanilla":
+        if input_predictor is None:
+            raise ValueError(f"--input {input_name}: L_input needs the input predictor's frozen vanilla NAT "
+                             f"(--input-predictor CKPT)")
+        predictor, predictor_tokenizers, _ = load_model(input_predictor, device)
+        if predictor.config.tgt_vocab_size != model.config.tgt_vocab_size:
+            raise ValueError("--input-predictor has another target vocabulary than --nat; use one tokenizer")
+    split = load_dataset(resolve_dataset_path(data), splits=(settings.split,))[settings.split]
+    text = read_target_text(target, kd, split)
+    limit = model.config.max_positions - 1
+    src_ids = tokenizers.src.encode_batch(split.src)
+    tgt_ids = tokenizers.tgt.encode_batch(text.targets)
+    kept = [i for i in range(len(split)) if 0 < len(src_ids[i]) <= limit and 0 < len(tgt_ids[i]) <= limit]
+    encoded = EncodedSplit([src_ids[i] for i in kept], [tgt_ids[i] for i in kept])
+    candidates = pairwise = None
+    if text.candidates is not None:
+        rows = [text.candidates[i] for i in kept]
+        candidates = {"eval": [[tokenizers.tgt.encode(c) for c in row] for row in rows]}
+        pairwise = {"eval": candidate_pairwise_bleu(rows, cache_dir=kd[0])}
+    proxy = make_target_proxy(target, skip_penalty=config.get("skip_penalty", 1.0),
+                              pred_length_scale=config.get("pred_length_scale", 1.0),
+                              oaxe_truncate=config.get("oaxe_truncate"),
+                              oaxe_truncate_base=config.get("oaxe_truncate_base", "loss"),
+                              gamma=config.get("gamma") if target == "dynamic-kd" else None,
+                              beta=config.get("beta", 0.2), regularizer=config.get("regularizer", True),
+                              candidates=candidates, pairwise=pairwise, max_positions=model.config.max_positions)
+    inputs = make_input_proxy(input_name, cmlm_count=config.get("cmlm_count", "fairseq"))
+    inputs.update = inputs.total_updates = 1  # GLAT: the final glancing ratio
+    draws = settings.samples if input_name != "vanilla" else 1
+    n = len(kept)
+    nll = np.zeros(n)
+    l_input = np.zeros(n)
+    positions = np.zeros(n)
+    proxy_ids: list[list[int]] = [[] for _ in range(n)]
+    chosen = np.full(n, -1)
+    for batch in BatchIterator(encoded, max_tokens=settings.max_tokens, shuffle=False, drop_uneven=False):
+        batch = proxy.prepare(model, batch.to(device), "eval")
+        rows = batch.indices.cpu().numpy()
+        if getattr(proxy, "last_choice", None) is not None:
+            chosen[rows] = proxy.last_choice.cpu().numpy()
+        if predictor is not None:
+            enc = model.encode(batch.src, batch.src_lengths)
+            hidden, _ = model.decode_hidden(enc, batch.tgt_lengths, batch.tgt.shape[1])
+            mask_logit = at_least_float32(model.mask_head(hidden).squeeze(-1)).double()
+            pred_logp = F.log_softmax(at_least_float32(predictor(batch.src, batch.src_lengths, batch.tgt_lengths).logits), -1)
+            target_logp = pred_logp.gather(-1, batch.tgt.unsqueeze(-1)).squeeze(-1).double()
+        for draw in range(draws):
+            sampled = batch
+            if input_name != "vanilla":
+                sampled = inputs.sample(model, batch, input_generator(settings.seed, draw, batch.indices, device))
+            out = proxy.forward(model, sampled)
+            proxy_target = proxy.proxy_target(sampled, out)
+            log_probs = out.log_probs
+            reveal = getattr(sampled, "reveal", None)
+            if reveal is not None:
+                log_probs = log_probs.masked_fill(reveal[:, :log_probs.shape[1]].unsqueeze(-1), 0.0)
+            nll[rows] += sequence_nll(log_probs, proxy_target, out.pred_lengths).cpu().numpy() / LN2 / draws
+            if settings.count == "hidden-only" and reveal is not None:
+                counted = sampled.hidden.sum(1).double()
+            else:
+                counted = out.pred_lengths.double()
+            positions[rows] += counted.cpu().numpy() / draws
+            if reveal is not None and predictor is not None:
+                inside = ~padding_mask(batch.tgt_lengths, batch.tgt.shape[1])
+                log_p_z = torch.where(reveal, F.logsigmoid(-mask_logit) + target_logp, F.logsigmoid(mask_logit))
+                log_p_z = log_p_z.masked_fill(~inside, 0.0).sum(1)
+                l_input[rows] += ((-log_p_z + sampled.log_q) / LN2).cpu().numpy() / draws
+            if draw == 0:
+                for row, ids, length in zip(rows, proxy_target.tolist(), out.pred_lengths.tolist()):
+                    proxy_ids[row] = ids[:length]
+        if progress is not None:
+            progress(len(rows))
+    positions = np.maximum(positions, 1e-12)
+    # L_target: T against the references, each scored alone, then averaged per sentence.
+    refs_rows = [list(split.refs[i]) for i in kept]
+    refs_rows = [row[1:] if settings.target_refs == "extra" else row for row in refs_rows]
+    if target in ("raw", "kd"):
+        t_text = [text.targets[i] for i in kept]
+    elif target == "dynamic-kd":
+        t_text = [text.candidates[i][int(k)] for i, k in zip(kept, chosen)]
+    else:
+        t_text = [tokenizers.tgt.decode([t for t in ids if t != BLANK_ID]) for ids in proxy_ids]
+    scored = [j for j, row in enumerate(refs_rows) if row]
+    if not scored:
+        raise ValueError(f"split {settings.split!r} has no extra references to measure L_target against; "
+                         f"use --target-refs all")
+    if settings.bleu_tokenize == "ids":
+        metric = BLEU(tokenize="ids")
+        hyps = [proxy_ids[j] if target in ("axe", "oaxe") else tokenizers.tgt.encode(t_text[j]) for j in scored]
+        refs = [[tokenizers.tgt.encode(r) for r in refs_rows[j]] for j in scored]
+    else:
+        metric = BLEU(tokenize="13a")
+        hyps = [t_text[j] for j in scored]
+        refs = [refs_rows[j] for j in scored]
+    flat_hyps = [h for h, row in zip(hyps, refs) for _ in row]
+    flat_refs = [[r] for row in refs for r in row]
+    scores = metric.batch_sentence_scores(flat_hyps, flat_refs).numpy()
+    counts = np.array([len(row) for row in refs])
+    sentence_bleu = np.add.reduceat(scores, np.concatenate([[0], np.cumsum(counts)[:-1]])) / counts
+    # Terms, intervals (the same resampled sentences for every term: one seed, one n).
+    beta = float(settings.beta)
+    idx = np.asarray(scored)
+    l_nat_value = float(nll.sum() / positions.sum())
+    l_input_value = float(l_input.sum() / positions.sum())
+    l_target_value = float(-beta * sentence_bleu.mean())
+    seed, resamples = settings.seed, settings.n_resamples
+    intervals = {
+        "l_nat_bits_per_token": paired_bootstrap(nll[idx], weights=positions[idx], n_resamples=resamples, seed=seed),
+        "l_input_bits_per_token": paired_bootstrap(l_input[idx], weights=positions[idx], n_resamples=resamples,
+                                                   seed=seed),
+        "l_target": paired_bootstrap(-beta * sentence_bleu, n_resamples=resamples, seed=seed),
+    }
+    mple_stats = (resampled_ratios(nll[idx], positions[idx], resamples, seed)
+                  + resampled_ratios(l_input[idx], positions[idx], resamples, seed)
+                  + resampled_ratios(-beta * sentence_bleu, np.ones(len(idx)), resamples, seed))
+    ci95 = {name: [interval.low, interval.high] for name, interval in intervals.items()}
+    ci95["l_mple"] = [float(q) for q in np.quantile(mple_stats, [0.025, 0.975])]
+    result: dict[str, Any] = {
+        "method": _method_label(target, input_name, config), "target": target, "input": input_name,
+        "checkpoint": payload["path"], "split": settings.split,
+        "l_nat_bits_per_token": l_nat_value, "l_input_bits_per_token": l_input_value,
+        "l_target": l_target_value, "l_target_mean_bleu": float(sentence_bleu.mean()),
+        "l_mple": l_nat_value + l_input_value + l_target_value, "beta": beta,
+        "ci95": ci95, "n_sentences": n, "n_tokens": float(positions.sum()),
+        "n_sentences_l_target": len(scored), "dropped_long_or_empty": len(split) - n,
+        "units": {"l_nat": "bits per position of T", "l_input": "bits per position of T",
+                  "l_target": "beta x sentence BLEU (0-100)"},
+        "settings": asdict(settings), "proxy": {**proxy.settings(), **inputs.settings()},
+    }
+    if target == "dynamic-kd":
+        result["dynamic_kd_choice_fraction"] = (np.bincount(chosen, minlength=proxy.num_candidates) / n).tolist()
+    result["bleu_default"] = result["bleu_sample"] = None
+    if settings.decode_bleu:
+        all_refs = [list(split.refs[i]) for i in kept]
+        hyps = translate_encoded(model, encoded.src, DecodeOptions(), max_tokens=settings.max_tokens, device=device)
+        default = bleu_scores(hyps, all_refs, tokenizers)
+        result["bleu_default"], result["bleu_signature"] = default["bleu"], default["bleu_signature"]
+        if predictor is not None:
+            hyps = translate_encoded(model, encoded.src, DecodeOptions(strategy="input-sampling", seed=settings.seed),
+                                     max_tokens=settings.max_tokens, device=device, input_predictor=predictor)
+            result["bleu_sample"] = bleu_scores(hyps, all_refs, tokenizers)["bleu"]
+    result["signature"] = (f"MPLE|T:{result['method'] if input_name == 'vanilla' else _method_label(target, 'vanilla', config)}"
+                           f"|Z:{input_name}|beta:{beta:g}|refs:{settings.target_refs}|tok:{settings.bleu_tokenize}"
+                           f"|count:{settings.count}|samples:{draws}|split:{settings.split}|n:{n}|version:{__version__}")
+    return result
+
+
+SCREEN_OPTION = {"axe": "skip_penalty"}
+
+
+def parse_screen_targets(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``"raw,kd,axe:1,axe:5,oaxe"`` -> [("raw", {}), ..., ("axe", {"skip_penalty": 1.0}), ...]."""
+    out = []
+    for item in text.split(","):
+        name, _, value = item.strip().partition(":")
+        if name not in TARGET_NAMES:
+            raise ValueError(f"--targets: {name!r} is not one of {TARGET_NAMES}")
+        options: dict[str, Any] = {}
+        if value:
+            if name not in SCREEN_OPTION:
+                raise ValueError(f"--targets: {name} takes no value (only axe:τ does), got {item!r}")
+            try:
+                options[SCREEN_OPTION[name]] = float(value)
+            except ValueError:
+                raise ValueError(f"--targets: {item!r} needs a number after ':'") from None
+        out.append((name, options))
+    if not out:
+        raise ValueError("--targets names no proxy target")
+    return out
+
+
+def screen_targets(nat: str | Path, data: str | Path, targets: list[tuple[str, dict[str, Any]]],
+                   settings: ProxyMetricSettings = ProxyMetricSettings(), kd: list[str] | None = None,
+                   input_predictor: str | Path | None = None, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Screening (the E-step view of Sec. 3.3): one fixed checkpoint scored under several proxy
+    targets, ranked by L_MPLE.  Not the same as training with each: the model is the one that was
+    trained (with its own proxy); only Q varies.  BLEU is decoded once (it does not depend on Q)."""
+    from dataclasses import replace
+
+    results = []
+    for i, (name, options) in enumerate(targets):
+        overrides = dict(options)
+        if name in ("kd", "dynamic-kd"):
+            if kd:
+                overrides["kd"] = list(kd)
+        else:  # AXE and OaXE align the raw reference here, whatever the checkpoint trained on
+            overrides["kd"] = []
+        one = proxy_metrics(nat, data, replace(settings, target=name, decode_bleu=settings.decode_bleu and i == 0),
+                            input_predictor, device, overrides=overrides)
+        results.append(one)
+    for one in results[1:]:
+        one["bleu_default"], one["bleu_sample"] = results[0]["bleu_default"], results[0]["bleu_sample"]
+    ranking = sorted(range(len(results)), key=lambda k: results[k]["l_mple"])
+    return {"screening": True, "checkpoint": results[0]["checkpoint"], "results": results,
+            "ranking": [results[k]["method"] for k in ranking],
+            "note": "one fixed checkpoint scored under each proxy target (theta fixed, Q varies); not the "
+                    "same as training with each"}
