@@ -1,5 +1,6 @@
-"""Estimators: the conditional total correlation C (Theorem 1) and its paired bootstrap, and readers
-for per-sentence scores from other toolkits.  See docs/estimators.md.
+"""Estimators: the conditional total correlation C (Theorem 1) and its paired bootstrap, readers
+for per-sentence scores from other toolkits, and the proxy-distribution metrics L_NAT, L_input,
+L_target, L_MPLE of a checkpoint (:func:`proxy_metrics`).  See docs/estimators.md.
 
 Main entry points::
 
@@ -7,11 +8,13 @@ Main entry points::
     estimate = conditional_tc(nat_nll_bits, at_nll_bits, n_tokens)   # per-sentence NLLs in bits
     print(format_tc_table(estimate))
     report = estimate_tc_by_training(TCTrainingSettings(data="DIR", out="OUT"))  # trains both models
+    result = proxy_metrics("runs/nat-axe5", "bundled", ProxyMetricSettings(split="valid"))
 """
 
 from __future__ import annotations
 
 from .bootstrap import BOOTSTRAP_METHODS, BootstrapInterval, paired_bootstrap
+from .proxy_metrics import ProxyMetricSettings, parse_screen_targets, proxy_metrics, screen_targets
 from .scoring import ModelScorer, SentenceScorer, score_encoded
 from .score_files import (SCORE_FORMATS, SCORE_SIGNS, SCORE_UNITS, ScoreFile, read_score_file,
                           read_scores)
@@ -29,6 +32,7 @@ __all__ = [
     "combine_seeds", "conditional_tc", "format_tc_table", "per_sentence_tsv", "tc_signature",
     "write_tc_report",
     "ModelScorer", "SentenceScorer", "score_encoded",
+    "ProxyMetricSettings", "parse_screen_targets", "proxy_metrics", "screen_targets",
     "TCReport", "TCTrainingSettings", "estimate_tc_by_training", "estimate_tc_from_scores",
     "estimate_tc_with_models", "estimate_tc_with_scorers",
 ]
