@@ -119,3 +119,22 @@ def test_bad_decoding_settings_are_clear_errors():
     with pytest.raises(ValueError, match="target vocabulary"):
         nat_input_sampling(model, other, src, lengths)
 
+
+
+def test_default_decoding_confidence_is_the_argmax_log_probability_and_the_full_mask():
+    from mple_metrics.decode import decoding_confidence
+
+    model = _nat(8)
+    src, lengths = _src(batch=6, seed=8)
+    sources = [src[b, :int(n)].tolist() for b, n in enumerate(lengths)]
+    confidence = decoding_confidence(model, None, sources)
+    hyps = nat_argmax(model, src, lengths)
+    out_lengths = model.predict_lengths(model.encode(src, lengths))[0][:, 0].double()
+    expected = float((hyps.scores.double() * out_lengths).sum() / out_lengths.sum())
+    assert confidence["output_logp_nats"] == pytest.approx(expected, rel=1e-5)
+    with torch.no_grad():
+        enc = model.encode(src, lengths)
+        hidden, pad = model.decode_hidden(enc, out_lengths.long(), int(out_lengths.max()))
+        log_masked = F.logsigmoid(model.mask_head(hidden).squeeze(-1)).masked_fill(pad, 0.0).double()
+    assert confidence["input_logp_nats"] == pytest.approx(float(log_masked.sum() / out_lengths.sum()), rel=1e-5)
+    assert confidence["revealed_fraction"] == 0.0

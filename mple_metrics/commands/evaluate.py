@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, type=output_file, help="also write the results to this JSON file")
     p.add_argument("--hyps", default=None, type=output_file,
                    help="also write the detokenized outputs to this file")
+    p.add_argument("--confidence", action="store_true",
+                   help="NAT: also report the decoding confidence (Figure 7): mean log P(Z|X) and log P(T|Z,X) "
+                        "per position of what was decoded")
     add_decoding_args(p, default_beam=5)
     p.set_defaults(run=run)
 
@@ -67,6 +71,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['bleu_ids_signature']} = {result['bleu_ids']:.2f}")
     print(f"NLL = {result['nll_bits_per_token']:.4f} bits/token, {result['nll_bits_per_sentence']:.2f} "
           f"bits/sentence ({result['sentences']} sentences)")
+    if args.confidence:
+        if model.config.kind != "nat":
+            raise ValueError("--confidence is for a NAT (the input predictor's terms)")
+        from ..decode import decoding_confidence
+        result["confidence"] = decoding_confidence(model, predictor, encoded.src, options.strategy, options.samples,
+                                                   options.seed, args.max_tokens, device)
+        c = result["confidence"]
+        print(f"confidence ({c['strategy']}): log P(Z|X) {c['input_logp_nats'] / math.log(2):.4f} bits/position, "
+              f"log P(T|Z,X) {c['output_logp_nats'] / math.log(2):.4f} bits/position, "
+              f"{100 * c['revealed_fraction']:.1f}% revealed")
     if args.hyps:
         atomic_write_text(Path(args.hyps), "".join(tokenizers.tgt.decode(h) + "\n" for h in hyps))
     if args.json:

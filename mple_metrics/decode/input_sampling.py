@@ -50,9 +50,9 @@ def _generators(seed: int, indices: Tensor, device: torch.device) -> list[torch.
 
 
 @torch.no_grad()
-def nat_input_sampling(model: NATModel, predictor: NATModel, src: Tensor, src_lengths: Tensor,
+def nat_input_sampling(model: NATModel, predictor: NATModel | None, src: Tensor, src_lengths: Tensor,
                        samples: int = 1, length_factor: float = 0.0, dedup: bool = False, seed: int = 0,
-                       indices: Tensor | None = None) -> InputSamplingResult:
+                       indices: Tensor | None = None, sample_inputs: bool = True) -> InputSamplingResult:
     """Input Sampling decoding of a batch src (B, S) (module docstring).
 
     Args:
@@ -61,10 +61,16 @@ def nat_input_sampling(model: NATModel, predictor: NATModel, src: Tensor, src_le
             target vocabulary).
         samples: candidates per sentence (N).
         indices: (B,) sentence numbers that seed the draws (default 0..B-1).
+        sample_inputs: False reveals nothing: default decoding, with its confidence terms
+            (log P_θ(Z|X) of the full mask); ``predictor`` may then be None.
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    if predictor.config.tgt_vocab_size != model.config.tgt_vocab_size:
+    if not sample_inputs:
+        samples = 1
+    elif predictor is None:
+        raise ValueError("input sampling needs the input predictor's frozen NAT")
+    if predictor is not None and predictor.config.tgt_vocab_size != model.config.tgt_vocab_size:
         raise ValueError(f"the input predictor's target vocabulary ({predictor.config.tgt_vocab_size}) differs "
                          f"from the model's ({model.config.tgt_vocab_size}); train both with one tokenizer")
     batch = src.shape[0]
@@ -76,13 +82,19 @@ def nat_input_sampling(model: NATModel, predictor: NATModel, src: Tensor, src_le
     inside = ~padding_mask(lengths, width)
     hidden, _ = model.decode_hidden(enc, lengths, width)
     mask_logit = at_least_float32(model.mask_head(hidden).squeeze(-1))
-    pred_logp = F.log_softmax(at_least_float32(predictor(src, src_lengths, lengths).logits), dim=-1)
-    guess_logp, guess = pred_logp.max(dim=-1)  # t̂ and log P(t̂|X)
+    if predictor is not None and sample_inputs:
+        pred_logp = F.log_softmax(at_least_float32(predictor(src, src_lengths, lengths).logits), dim=-1)
+        guess_logp, guess = pred_logp.max(dim=-1)  # t̂ and log P(t̂|X)
+    else:
+        guess_logp = torch.zeros(batch, width, device=device)
+        guess = torch.zeros(batch, width, dtype=torch.long, device=device)
     uniforms = torch.ones(batch, samples, width, device=device)  # each sentence draws at its own length
     for b, (g, n) in enumerate(zip(_generators(seed, indices, device), lengths.tolist())):
         uniforms[b, :, :n] = torch.rand(samples, n, generator=g, device=device)
     p_reveal = torch.sigmoid(-mask_logit)  # 1 - P(masked)
     reveal = (uniforms < p_reveal.unsqueeze(1)) & inside.unsqueeze(1)  # (B, N, width)
+    if not sample_inputs:
+        reveal = torch.zeros_like(reveal)
     flat_reveal = reveal.reshape(batch * samples, width)
     repeat = torch.arange(batch, device=device).repeat_interleave(samples)
     flat_lengths = lengths[repeat]
@@ -104,3 +116,31 @@ def nat_input_sampling(model: NATModel, predictor: NATModel, src: Tensor, src_le
     revealed = flat_reveal[pick].double().sum(1) / n[pick]
     return InputSamplingResult(Hypotheses(outputs, (input_logp + output_logp)[pick]), input_logp[pick],
                                output_logp[pick], revealed)
+
+
+@torch.no_grad()
+def decoding_confidence(model: NATModel, predictor: NATModel | None, sources: list[list[int]],
+                        strategy: str = "default", samples: int = 1, seed: int = 0, max_tokens: int = 4096,
+                        device: torch.device | str = "cpu") -> dict[str, float]:
+    """The decoding confidence of Figure 7 over many sentences: the mean per position of
+    log P_θ(Z|X) (``input_logp_nats``) and of log P_θ(T|Z, X) (``output_logp_nats``) of what
+    ``strategy`` (``default``: nothing revealed; ``input-sampling``) decodes, and the fraction of
+    positions revealed."""
+    from ..data import pad_sequences, token_budget_batches
+
+    lengths = [max(len(s), 1) for s in sources]
+    totals = {"input": 0.0, "output": 0.0, "revealed": 0.0, "positions": 0.0}
+    model.eval()
+    for indices in token_budget_batches(lengths, lengths, max(max_tokens // max(samples, 1), max(lengths))):
+        src, src_lengths = pad_sequences([sources[i] for i in indices])
+        result = nat_input_sampling(model, predictor, src.to(device), src_lengths.to(device), samples,
+                                    seed=seed, indices=torch.tensor(indices),
+                                    sample_inputs=strategy == "input-sampling")
+        n = model.predict_lengths(model.encode(src.to(device), src_lengths.to(device)))[0][:, 0].double().cpu()
+        totals["input"] += float((result.input_logp.cpu() * n).sum())
+        totals["output"] += float((result.output_logp.cpu() * n).sum())
+        totals["revealed"] += float((result.revealed.cpu() * n).sum())
+        totals["positions"] += float(n.sum())
+    positions = max(totals["positions"], 1.0)
+    return {"input_logp_nats": totals["input"] / positions, "output_logp_nats": totals["output"] / positions,
+            "revealed_fraction": totals["revealed"] / positions, "strategy": strategy}
