@@ -208,6 +208,41 @@ BAD_ARGUMENTS = [
     ("estimate-mple-bad-screen", ["estimate", "mple", "--nat", "{ckpt}", "--out", "{new}", "--targets", "raw:3"],
      r"--targets"),
     ("estimate-tc-lr-nan", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--lr", "nan"], r"--lr"),
+    # mple estimate correlate
+    ("estimate-correlate-no-files", ["estimate", "correlate"], r"RESULT\.json"),
+    ("estimate-correlate-two-files", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}"], r"at least 3 result files"),
+    ("estimate-correlate-missing-file", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{missing}"],
+     r"RESULT\.json.*missing\.txt"),
+    ("estimate-correlate-directory", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{dir}"],
+     r"RESULT\.json.*directory"),
+    ("estimate-correlate-not-json", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}"],
+     r"hyp\.txt: not valid JSON"),
+    ("estimate-correlate-file-twice", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{hyp_txt}"],
+     r"hyp\.txt is given twice"),
+    ("estimate-correlate-bleu-bogus", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                       "--bleu", "best"], r"--bleu"),
+    ("estimate-correlate-beta-0", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}", "--beta", "0"],
+     r"--beta.*> 0"),
+    ("estimate-correlate-sweep-reversed", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                           "--beta-sweep", "0.5:0.1:0.05"], r"--beta-sweep.*B must be >= A"),
+    ("estimate-correlate-sweep-two-fields", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                             "--beta-sweep", "0.1:0.5"], r"--beta-sweep.*A:B:STEP"),
+    ("estimate-correlate-sweep-step-0", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                         "--beta-sweep", "0.1:0.5:0"], r"--beta-sweep.*STEP must be > 0"),
+    ("estimate-correlate-bootstrap-0", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                        "--bootstrap", "0"], r"--bootstrap"),
+    ("estimate-correlate-huge-seed", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                      "--seed", HUGE_SEED], r"--seed"),
+    ("estimate-correlate-out-directory", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                          "--out", "{dir}"], r"--out.*directory"),
+    ("estimate-correlate-json-under-a-file", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                              "--json", "{file}/out.json"], r"--json.*not a directory"),
+    ("estimate-correlate-fig5-alone", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                       "--fig5", "{hyp_txt}"], r"--fig5 TC\.json and --fig5-plot"),
+    ("estimate-correlate-fig5-missing", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                         "--fig5", "{missing}", "--fig5-plot", "{new}/fig5.png"], r"--fig5.*missing"),
+    ("estimate-correlate-output-is-input", ["estimate", "correlate", "{hyp_txt}", "{ref_txt}", "{short_txt}",
+                                            "--json", "{hyp_txt}"], r"--json.*one of the result files"),
     # mple proxies tune-gamma
     ("proxies-no-action", ["proxies"], r"ACTION"),
     ("proxies-tune-gamma-missing-kd", ["proxies", "tune-gamma", "--kd", "{missing}", "--out", "{new}/g.json"],
@@ -234,7 +269,8 @@ def test_every_subcommand_is_in_the_table():
     commands = {sub.prog.removeprefix("mple ") for sub in cli._subparsers(cli.build_parser())
                 if sub.get_default("run") is not None}
     assert commands == {"bleu", "data info", "data synth", "data known-c", "demo", "train", "translate",
-                        "distill", "evaluate", "estimate tc", "estimate mple", "proxies tune-gamma"}
+                        "distill", "evaluate", "estimate tc", "estimate mple", "estimate correlate",
+                        "proxies tune-gamma"}
     assert commands <= {" ".join(argv[:2]) if argv[0] in ("data", "estimate", "proxies") else argv[0]
                         for _, argv, _ in BAD_ARGUMENTS}
 

@@ -74,6 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tc.add_argument("--device", type=argument_types.device, default="cpu")
     tc.add_argument("--quiet", action="store_true", help="no progress bars")
     tc.set_defaults(run=run_tc)
+    from .estimate_correlate import register_correlate
+    register_correlate(sub)
     register_mple(sub)
 
 
