@@ -4,6 +4,8 @@ independence of batching, and clear errors."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -138,3 +140,35 @@ def test_default_decoding_confidence_is_the_argmax_log_probability_and_the_full_
         log_masked = F.logsigmoid(model.mask_head(hidden).squeeze(-1)).masked_fill(pad, 0.0).double()
     assert confidence["input_logp_nats"] == pytest.approx(float(log_masked.sum() / out_lengths.sum()), rel=1e-5)
     assert confidence["revealed_fraction"] == 0.0
+
+
+def test_noisy_parallel_decoding_keeps_the_candidate_the_at_prefers():
+    from mple_metrics.decode.rerank import at_rerank
+    from mple_metrics.models import ATModel, score_targets
+    from mple_metrics.data import EncodedSplit, collate
+
+    torch.manual_seed(9)
+    at = ATModel(ModelConfig.preset("tiny", kind="at", src_vocab_size=30, tgt_vocab_size=30, d_model=16, ffn_dim=32,
+                                    n_heads=2, encoder_layers=1, decoder_layers=1, dropout=0.0)).eval()
+    src, lengths = _src(batch=3, seed=10)
+    g = torch.Generator().manual_seed(1)
+    candidates = [[torch.randint(6, 30, (int(torch.randint(1, 7, (1,), generator=g)),), generator=g).tolist()
+                   for _ in range(4)] + [[]] for _ in range(3)]
+    choice = at_rerank(at, src, lengths, candidates)
+    for b, cands in enumerate(candidates):
+        scores = []
+        for c in cands:
+            if not c:
+                scores.append(-math.inf)
+                continue
+            one = collate(EncodedSplit([src[b, :int(lengths[b])].tolist()], [c]), [0])
+            scores.append(-float(score_targets(at, one, unit="nats")) / (len(c) + 1))
+        assert int(choice[b]) == max(range(len(cands)), key=lambda k: scores[k])
+    # In decoding: the length-beam candidate the AT prefers, among the candidates decoded at each length.
+    model = _nat(10)
+    reranked = nat_argmax(model, src, lengths, length_beam=3, reranker=at)
+    top = model.predict_lengths(model.encode(src, lengths), beam=3)[0]
+    for b in range(3):
+        cands = [nat_argmax(model, src[b:b + 1], lengths[b:b + 1], tgt_lengths=top[b, k:k + 1]).tokens[0]
+                 for k in range(3)]
+        assert reranked.tokens[b] == cands[int(at_rerank(at, src[b:b + 1], lengths[b:b + 1], [cands])[0])]

@@ -30,6 +30,9 @@ def add_decoding_args(p: argparse.ArgumentParser, default_beam: int) -> None:
     g.add_argument("--input-predictor-nat", default=None, metavar="CKPT",
                    help="NAT Input Sampling: the frozen vanilla NAT that fills revealed positions (a "
                         "checkpoint or run directory with the model's tokenizer)")
+    g.add_argument("--rerank", default=None, metavar="AT_CKPT",
+                   help="NAT: an AT (same tokenizer) picks among the --length-beam or --samples candidates "
+                        "(noisy parallel decoding)")
     g.add_argument("--max-tokens", type=positive_int, default=4096, help="padded source tokens per batch")
     g.add_argument("--device", default="cpu", type=device, help="cpu, cuda or cuda:N")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -82,3 +85,22 @@ def load_input_predictor(args: argparse.Namespace, model, tokenizers, device):
         raise ValueError(f"--input-predictor-nat {payload['path']} has another tokenizer than the model; "
                          f"train both with one (--tokenizer)")
     return predictor
+
+
+def load_reranker(args: argparse.Namespace, model, tokenizers, device):
+    """The AT of noisy parallel decoding (``--rerank``), or None."""
+    if not getattr(args, "rerank", None):
+        return None
+    if model.config.kind != "nat":
+        raise ValueError("--rerank picks among a NAT's candidates; this checkpoint is an AT")
+    if args.length_beam == 1 and args.samples == 1:
+        raise ValueError("--rerank needs candidates to choose from: --length-beam > 1 or --samples > 1")
+    from ..models import load_model
+    from ..train import tokenizer_files
+
+    at, at_tokenizers, payload = load_model(args.rerank, device)
+    if at.config.kind != "at":
+        raise ValueError(f"--rerank {payload['path']} is a NAT; it must be an AT")
+    if tokenizer_files(at_tokenizers) != tokenizer_files(tokenizers):
+        raise ValueError(f"--rerank {payload['path']} has another tokenizer than the model; train both with one")
+    return at

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .argument_types import existing_path, output_file
-from .decoding_args import add_decoding_args, check_beam, decode_options, load_input_predictor
+from .decoding_args import add_decoding_args, check_beam, decode_options, load_input_predictor, load_reranker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizers, payload = load_model(args.ckpt, device)
     check_beam(args, model)
     predictor = load_input_predictor(args, model, tokenizers, device)
+    reranker = load_reranker(args, model, tokenizers, device)
     split = load_dataset(resolve_dataset_path(args.data), splits=(args.split,))[args.split]
     encoded = EncodedSplit.encode(split, tokenizers)
     too_long = [i + 1 for i in range(len(split)) if max(len(encoded.src[i]), len(encoded.tgt[i])) >=
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(total=len(split), unit="sent", desc="evaluate", dynamic_ncols=True, file=sys.stderr)
     options = decode_options(args)
     hyps = translate_encoded(model, encoded.src, options, max_tokens=args.max_tokens, device=device,
-                             progress=bar.update if bar is not None else None, input_predictor=predictor)
+                             progress=bar.update if bar is not None else None, input_predictor=predictor, reranker=reranker)
     if bar is not None:
         bar.close()
     result = {"checkpoint": payload["path"], "model": payload["model_config"]["kind"], "split": args.split,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .argument_types import existing_path, input_file_or_stdin, output_file_or_stdout
-from .decoding_args import add_decoding_args, check_beam, decode_options, load_input_predictor
+from .decoding_args import add_decoding_args, check_beam, decode_options, load_input_predictor, load_reranker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,12 +39,13 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizers, _ = load_model(args.ckpt, device)
     check_beam(args, model)
     predictor = load_input_predictor(args, model, tokenizers, device)
+    reranker = load_reranker(args, model, tokenizers, device)
     bar = None
     if not args.quiet:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(lines), unit="sent", desc="translate", dynamic_ncols=True, file=sys.stderr)
     outputs = translate_lines(model, tokenizers, lines, decode_options(args), args.max_tokens, device,
-                              progress=bar.update if bar is not None else None, input_predictor=predictor)
+                              progress=bar.update if bar is not None else None, input_predictor=predictor, reranker=reranker)
     if bar is not None:
         bar.close()
     text = "".join(line + "\n" for line in outputs)

@@ -522,7 +522,8 @@ def distill(teachers: str | Path | Sequence[str | Path], data: str | Path, out: 
 
 
 def translate_lines(model, tokenizers, lines: Sequence[str], options: DecodeOptions, max_tokens: int = 4096,
-                    device: str | torch.device = "cpu", progress=None, input_predictor=None) -> list[str]:
+                    device: str | torch.device = "cpu", progress=None, input_predictor=None,
+                    reranker=None) -> list[str]:
     """Translate text lines with a loaded model; returns detokenized outputs in order."""
     encoded = tokenizers.src.encode_batch(lines)
     empty = [i + 1 for i, e in enumerate(encoded) if not e]
@@ -530,5 +531,5 @@ def translate_lines(model, tokenizers, lines: Sequence[str], options: DecodeOpti
         raise ValueError(f"input line {empty[0]} is empty ({len(empty)} empty lines); every line must "
                          f"hold a sentence")
     hyps = translate_encoded(model, encoded, options, max_tokens=max_tokens, device=device, progress=progress,
-                             input_predictor=input_predictor)
+                             input_predictor=input_predictor, reranker=reranker)
     return [tokenizers.tgt.decode(h) for h in hyps]

@@ -68,10 +68,10 @@ class DecodeOptions:
 
 def generate(model: ATModel | NATModel, src: Tensor, src_lengths: Tensor,
              options: DecodeOptions = DecodeOptions(), input_predictor: NATModel | None = None,
-             indices: Tensor | None = None) -> Hypotheses:
+             indices: Tensor | None = None, reranker: ATModel | None = None) -> Hypotheses:
     """Decode a batch src (B, S) with ``options``; outputs are cleaned token id lists.
     ``input_predictor``: the frozen vanilla NAT of Input Sampling; ``indices`` (B,) the sentences'
-    numbers, which seed its draws."""
+    numbers, which seed its draws; ``reranker``: an AT that picks a NAT's candidate (NPD)."""
     was_training = model.training
     model.eval()
     try:
@@ -88,10 +88,11 @@ def generate(model: ATModel | NATModel, src: Tensor, src_lengths: Tensor,
             if input_predictor is None:
                 raise ValueError("input sampling needs the input predictor's frozen NAT (--input-predictor-nat)")
             return nat_input_sampling(model, input_predictor.eval(), src, src_lengths, options.samples,
-                                      options.length_factor, options.dedup, options.seed, indices).hypotheses
+                                      options.length_factor, options.dedup, options.seed, indices,
+                                      reranker=reranker).hypotheses
         if isinstance(model, NATModel):
             return nat_argmax(model, src, src_lengths, options.length_beam, options.length_factor,
-                              options.dedup)
+                              options.dedup, reranker=reranker)
         raise TypeError(f"model must be an ATModel or NATModel, got {type(model).__name__}")
     finally:
         model.train(was_training)
@@ -101,7 +102,8 @@ def translate_encoded(model: ATModel | NATModel, sources: Sequence[Sequence[int]
                       options: DecodeOptions = DecodeOptions(), max_tokens: int = 4096,
                       device: torch.device | str | None = None,
                       progress: Callable[[int], None] | None = None,
-                      input_predictor: NATModel | None = None) -> list[list[int]]:
+                      input_predictor: NATModel | None = None,
+                      reranker: ATModel | None = None) -> list[list[int]]:
     """Decode source id sequences in length-sorted batches of at most ``max_tokens`` padded source
     tokens x max(beam, length_beam); outputs in input order.  ``progress(n)`` is called with the
     number of sentences done after each batch."""
@@ -119,7 +121,7 @@ def translate_encoded(model: ATModel | NATModel, sources: Sequence[Sequence[int]
                              f"empty after tokenization")
         src, src_lengths = pad_sequences([sources[i] for i in indices])
         hyps = generate(model, src.to(device), src_lengths.to(device), options, input_predictor,
-                        torch.tensor(indices, dtype=torch.long))
+                        torch.tensor(indices, dtype=torch.long), reranker)
         for i, tokens in zip(indices, hyps.tokens):
             outputs[i] = tokens
         if progress is not None:

@@ -52,7 +52,8 @@ def _generators(seed: int, indices: Tensor, device: torch.device) -> list[torch.
 @torch.no_grad()
 def nat_input_sampling(model: NATModel, predictor: NATModel | None, src: Tensor, src_lengths: Tensor,
                        samples: int = 1, length_factor: float = 0.0, dedup: bool = False, seed: int = 0,
-                       indices: Tensor | None = None, sample_inputs: bool = True) -> InputSamplingResult:
+                       indices: Tensor | None = None, sample_inputs: bool = True,
+                       reranker=None) -> InputSamplingResult:
     """Input Sampling decoding of a batch src (B, S) (module docstring).
 
     Args:
@@ -63,6 +64,8 @@ def nat_input_sampling(model: NATModel, predictor: NATModel | None, src: Tensor,
         indices: (B,) sentence numbers that seed the draws (default 0..B-1).
         sample_inputs: False reveals nothing: default decoding, with its confidence terms
             (log P_θ(Z|X) of the full mask); ``predictor`` may then be None.
+        reranker: an AT that chooses among the N candidates instead of the joint log-probability
+            (noisy parallel decoding, :mod:`mple_metrics.decode.rerank`).
     """
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -109,7 +112,14 @@ def nat_input_sampling(model: NATModel, predictor: NATModel | None, src: Tensor,
     log_revealed = F.logsigmoid(-mask_logit)[repeat] + guess_logp[repeat]
     input_logp = torch.where(flat_reveal, log_revealed, log_masked).masked_fill(~flat_inside, 0.0).double().sum(1) / n
     output_logp = best_logp.masked_fill(flat_reveal | ~flat_inside, 0.0).double().sum(1) / n
-    choice = (input_logp + output_logp).view(batch, samples).argmax(dim=1)
+    if reranker is not None and samples > 1:
+        from .rerank import at_rerank
+
+        everything = [clean_output(row[:int(n)], dedup) for row, n in zip(tokens.tolist(), flat_lengths.tolist())]
+        choice = at_rerank(reranker, src, src_lengths,
+                           [everything[b * samples:(b + 1) * samples] for b in range(batch)]).to(device)
+    else:
+        choice = (input_logp + output_logp).view(batch, samples).argmax(dim=1)
     pick = torch.arange(batch, device=device) * samples + choice
     rows = tokens[pick].tolist()
     outputs = [clean_output(row[:int(length)], dedup) for row, length in zip(rows, lengths.tolist())]

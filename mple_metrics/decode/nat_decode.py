@@ -50,7 +50,7 @@ def argmax_in_chunks(model: NATModel, hidden: Tensor, rows_per_chunk: int = 256)
 @torch.no_grad()
 def nat_argmax(model: NATModel, src: Tensor, src_lengths: Tensor, length_beam: int = 1,
                length_factor: float = 0.0, dedup: bool = False,
-               tgt_lengths: Tensor | None = None) -> Hypotheses:
+               tgt_lengths: Tensor | None = None, reranker=None) -> Hypotheses:
     """Argmax decoding of a batch src (B, S).
 
     Args:
@@ -58,6 +58,9 @@ def nat_argmax(model: NATModel, src: Tensor, src_lengths: Tensor, length_beam: i
         length_factor: λ, predicted lengths become ``round(T̂ (1 + λ))``.
         dedup: remove consecutive repeated tokens from the outputs.
         tgt_lengths: decode at these lengths (B,) instead of predicted ones (e.g. gold lengths).
+        reranker: an :class:`~mple_metrics.models.ATModel` that chooses among the length-beam
+            candidates instead of their mean log-probability (noisy parallel decoding,
+            :mod:`mple_metrics.decode.rerank`).
 
     Returns:
         :class:`Hypotheses` whose ``scores`` are the chosen candidates' mean token log-probs (nats).
@@ -81,7 +84,14 @@ def nat_argmax(model: NATModel, src: Tensor, src_lengths: Tensor, length_beam: i
     hidden, pad = model.decode_hidden(enc, flat_lengths, int(flat_lengths.max()))
     best, tokens = argmax_in_chunks(model, hidden)
     mean = best.masked_fill(pad, 0.0).sum(1).double() / flat_lengths.double()
-    choice = mean.view(batch, beams).argmax(dim=-1)
+    if reranker is not None and beams > 1:
+        from .rerank import at_rerank
+
+        everything = [clean_output(row[:n], dedup) for row, n in zip(tokens.tolist(), flat_lengths.tolist())]
+        choice = at_rerank(reranker, src, src_lengths,
+                           [everything[b * beams:(b + 1) * beams] for b in range(batch)]).to(src.device)
+    else:
+        choice = mean.view(batch, beams).argmax(dim=-1)
     pick = torch.arange(batch, device=src.device) * beams + choice
     rows = tokens[pick].tolist()
     chosen_lengths = flat_lengths[pick].tolist()

@@ -14,6 +14,9 @@ Main entry points::
 from __future__ import annotations
 
 from .bootstrap import BOOTSTRAP_METHODS, BootstrapInterval, paired_bootstrap
+from .correlation import (BetaSweep, CorrelationReport, MethodResult, PearsonInterval, beta_sweep,
+                          bootstrap_pearson_interval, correlate, format_correlation_table, markdown_table,
+                          parse_beta_grid, pearson_r, read_results, read_tc_json, recompute_with_beta)
 from .proxy_metrics import ProxyMetricSettings, parse_screen_targets, proxy_metrics, screen_targets
 from .scoring import ModelScorer, SentenceScorer, score_encoded
 from .score_files import (SCORE_FORMATS, SCORE_SIGNS, SCORE_UNITS, ScoreFile, read_score_file,
@@ -33,6 +36,9 @@ __all__ = [
     "write_tc_report",
     "ModelScorer", "SentenceScorer", "score_encoded",
     "ProxyMetricSettings", "parse_screen_targets", "proxy_metrics", "screen_targets",
+    "BetaSweep", "CorrelationReport", "MethodResult", "PearsonInterval", "beta_sweep",
+    "bootstrap_pearson_interval", "correlate", "format_correlation_table", "markdown_table",
+    "parse_beta_grid", "pearson_r", "read_results", "read_tc_json", "recompute_with_beta",
     "TCReport", "TCTrainingSettings", "estimate_tc_by_training", "estimate_tc_from_scores",
     "estimate_tc_with_models", "estimate_tc_with_scorers",
 ]
