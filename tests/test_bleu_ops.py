@@ -330,3 +330,17 @@ def test_opcheck(rng, device):
     lengths = torch.from_numpy(rng.integers(0, 7, size=(3, 4))).to(device)
     torch.library.opcheck(torch.ops.mple.pairwise_bleu_stats.default, (cands, lengths))
     assert pairwise_bleu_stats(cands, lengths).shape == (3, 4, 4, 10)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available() or not hasattr(torch.ops.mple.pairwise_bleu_stats, "default"),
+                    reason="no GPU available")
+@pytest.mark.parametrize("width", [64, 12_289, 60_000])
+def test_pairwise_bleu_on_cuda_accepts_what_the_cpu_accepts(width):
+    """Shared memory (48 KB), the raised opt-in limit (up to 227 KB on sm_90) and global scratch:
+    the statistics equal the CPU's at every candidate width."""
+    g = torch.Generator().manual_seed(width)
+    cands = torch.randint(0, 6, (2, 3, width), generator=g)
+    lengths = torch.tensor([[width, width - 5, 3], [0, width, width // 2]])
+    cpu = pairwise_bleu_stats(cands, lengths)
+    assert torch.equal(pairwise_bleu_stats(cands.cuda(), lengths.cuda()).cpu(), cpu)

@@ -102,3 +102,11 @@ def test_ops_synchronise_the_host_at_most_as_documented():
     # Linear assignment: one read of the status; OaXE: its argument check plus that read.
     assert _host_syncs(lambda: linear_sum_assignment(torch.rand(8, 10, 10, generator=g).cuda())) <= 1
     assert _host_syncs(lambda: oaxe_loss(lp[:, :10], targets, lengths)) <= 2
+
+
+def test_pairwise_bleu_has_no_cuda_only_length_limit():
+    """Long candidates raise the kernel's shared-memory limit or fall back to global scratch, so the
+    CUDA op accepts every width the CPU op accepts."""
+    code = _code(CUDA_DIR / "bleu_cuda.cu")
+    assert "cudaFuncAttributeMaxDynamicSharedMemorySize" in code and "scratch" in code
+    assert "supports candidates of up to" not in code

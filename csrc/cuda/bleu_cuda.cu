@@ -19,6 +19,7 @@
 
 #include "mple/bleu_score.h"
 #include "mple/checks.h"
+#include "mple/memory.h"
 
 namespace mple {
 namespace {
@@ -108,20 +109,22 @@ __global__ void bleu_stats_kernel(const int64_t* __restrict__ hyps,
   }
 }
 
-// One warp per (source b, hypothesis candidate i).  For each order the warp first records, in shared
-// memory, the count of every distinct n-gram of candidate i (0 for repeated positions), once; then
-// scores i against every candidate j from that record.
+// One warp per (source b, hypothesis candidate i).  For each order the warp first records the count
+// of every distinct n-gram of candidate i (0 for repeated positions), once; then scores i against
+// every candidate j from that record.  The record lives in shared memory, or, for candidates too
+// long for it, in the global `scratch` (one row of `width` counts per task).
 __global__ void pairwise_bleu_stats_kernel(const int64_t* __restrict__ cands,
                                            const int64_t* __restrict__ lengths, int64_t batch,
                                            int64_t num_cands, int64_t width, int warps_per_block,
-                                           int64_t* __restrict__ out) {
+                                           int32_t* __restrict__ scratch, int64_t* __restrict__ out) {
   extern __shared__ int32_t shared_counts[];
   const int warp = threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   const int64_t task = static_cast<int64_t>(blockIdx.x) * warps_per_block + warp;
   if (task >= batch * num_cands) return;
   const int64_t b = task / num_cands, i = task % num_cands;
-  int32_t* hyp_counts = shared_counts + static_cast<int64_t>(warp) * width;
+  int32_t* hyp_counts = scratch != nullptr ? scratch + task * width
+                                           : shared_counts + static_cast<int64_t>(warp) * width;
   const int64_t* source = cands + b * num_cands * width;
   const int64_t* lens = lengths + b * num_cands;
   const int64_t* hyp = source + i * width;
@@ -203,18 +206,43 @@ at::Tensor pairwise_bleu_stats_cuda(const at::Tensor& cands_in, const at::Tensor
   const int64_t batch = cands.size(0), num_cands = cands.size(1), width = cands.size(2);
   at::Tensor out = at::empty({batch, num_cands, num_cands, kBleuStatsWidth}, cands.options());
   if (batch == 0 || num_cands == 0) return out;
-  // One int32 count per hypothesis position and warp, within the default 48 KB of shared memory.
-  constexpr int64_t kSharedBytes = 48 * 1024;
+  // One int32 count per hypothesis position and warp.  Up to the default 48 KB of shared memory per
+  // block as many warps as fit; longer candidates raise the block's limit to the device's opt-in
+  // maximum (227 KB on sm_90) with fewer warps per block; beyond that, global scratch.
+  constexpr int64_t kDefaultSharedBytes = 48 * 1024;
   const int64_t per_warp = std::max<int64_t>(width, 1) * static_cast<int64_t>(sizeof(int32_t));
-  TORCH_CHECK(per_warp <= kSharedBytes, "pairwise_bleu_stats on CUDA supports candidates of up to ",
-              kSharedBytes / sizeof(int32_t), " tokens, got cands.size(2) = ", width);
-  const int warps_per_block = static_cast<int>(std::min<int64_t>(kWarpsPerBlock, kSharedBytes / per_warp));
+  int optin = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                                        cands.device().index()));
+  const int64_t shared_limit = std::max<int64_t>(kDefaultSharedBytes, optin);
+  const bool in_shared = per_warp <= shared_limit;
+  const int64_t budget = per_warp <= kDefaultSharedBytes ? kDefaultSharedBytes : shared_limit;
+  const int warps_per_block =
+      in_shared ? static_cast<int>(std::min<int64_t>(kWarpsPerBlock, budget / per_warp)) : kWarpsPerBlock;
   const int64_t tasks = batch * num_cands;
+  at::Tensor scratch;
+  size_t shared_bytes = 0;
+  if (in_shared) {
+    shared_bytes = static_cast<size_t>(warps_per_block * per_warp);
+    if (shared_bytes > static_cast<size_t>(kDefaultSharedBytes)) {
+      C10_CUDA_CHECK(cudaFuncSetAttribute(pairwise_bleu_stats_kernel,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(shared_bytes)));
+    }
+  } else {
+    const int64_t device_memory =
+        static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->totalGlobalMem);
+    check_fits_in_memory(buffer_bytes({tasks, width}, sizeof(int32_t)), device_memory, "pairwise_bleu_stats",
+                         "the n-gram counts of " + std::to_string(tasks) + " candidates of " +
+                             std::to_string(width) + " tokens",
+                         "GPU");
+    scratch = at::empty({tasks, width}, cands.options().dtype(at::kInt));
+  }
   const auto stream = at::cuda::getCurrentCUDAStream();
   pairwise_bleu_stats_kernel<<<blocks_for(tasks, warps_per_block, "cands"), warps_per_block * kWarp,
-                               warps_per_block * per_warp, stream>>>(
+                               shared_bytes, stream>>>(
       cands.data_ptr<int64_t>(), lengths.data_ptr<int64_t>(), batch, num_cands, width,
-      warps_per_block, out.data_ptr<int64_t>());
+      warps_per_block, in_shared ? nullptr : scratch.data_ptr<int32_t>(), out.data_ptr<int64_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
