@@ -35,7 +35,11 @@ namespace {
 // Everything up to "end device code" is also compiled for the host, with one thread per block, by
 // tests/test_axe_cuda_emulation.py, so that the kernels' indexing is tested without a GPU.
 
-constexpr int kBacktraceThreads = 128;
+// The backward and proxy-target kernels walk one sequence's path per thread (a serial chain of
+// dependent reads).  One warp per block spreads the chains over the SMs: at B = 512, 16 blocks
+// rather than the 4 that blocks of 128 threads would occupy, so more SMs' load units and L1 serve
+// the walks.
+constexpr int kBacktraceThreads = 32;
 
 __device__ inline bool lengths_valid(int64_t pred_length, int64_t target_length, int64_t pred_width,
                                      int64_t target_width) {
