@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mple_metrics.commands.evaluate",
     "mple_metrics.commands.estimate",
     "mple_metrics.commands.proxies",
+    "mple_metrics.commands.landscape",
 )
 
 

@@ -249,6 +249,42 @@ BAD_ARGUMENTS = [
      r"--kd.*missing\.txt"),
     ("proxies-tune-gamma-not-kd", ["proxies", "tune-gamma", "--kd", "{data}", "--out", "{new}/g.json"],
      r"--kd.*not a KD dataset directory"),
+    # mple landscape
+    ("landscape-missing-ckpt", ["landscape", "--ckpt", "{missing}", "--out", "{new}"], r"--ckpt.*missing\.txt"),
+    ("landscape-no-out", ["landscape", "--ckpt", "{ckpt}", "--ckpt", "{ckpt}"], r"--out is required"),
+    ("landscape-no-ckpt", ["landscape", "--out", "{new}"], r"--ckpt is required"),
+    ("landscape-one-ckpt", ["landscape", "--ckpt", "{ckpt}", "--out", "{new}"], r"--ckpt: give 3.*got 1"),
+    ("landscape-random-two-ckpts", ["landscape", "--ckpt", "{ckpt}", "--ckpt", "{ckpt}", "--directions", "random",
+                                    "--out", "{new}"], r"--directions random takes one --ckpt"),
+    ("landscape-out-file", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--out", "{file}"],
+     r"--out.*not a directory"),
+    ("landscape-grid-bogus", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--grid", "3by3",
+                              "--out", "{new}"], r"--grid.*NXxNY"),
+    ("landscape-grid-0", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--grid", "0x3",
+                          "--out", "{new}"], r"--grid.*>= 1"),
+    ("landscape-line-with-rows", ["landscape", "--ckpt", "{ckpt}", "--ckpt", "{ckpt}", "--grid", "5x5",
+                                  "--out", "{new}"], r"--grid.*one axis"),
+    ("landscape-margin-negative", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--margin", "-1",
+                                   "--out", "{new}"], r"--margin"),
+    ("landscape-metrics-bogus", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--metrics",
+                                 "nll,loss", "--out", "{new}"], r"--metrics.*nll, bleu, l_nat"),
+    ("landscape-proxy-bogus", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--proxy", "dynamic-kd",
+                               "--out", "{new}"], r"--proxy"),
+    ("landscape-huge-seed", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--seed", HUGE_SEED,
+                             "--out", "{new}"], r"--seed"),
+    ("landscape-input-sampling", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--decode",
+                                  "input-sampling", "--out", "{new}"], r"--decode input-sampling.*not"),
+    ("landscape-same-checkpoint-thrice", ["landscape", "--ckpt", "{ckpt}", "--ckpt", "{ckpt}", "--ckpt", "{ckpt}",
+                                          "--data", "{data}", "--out", "{new}", "--quiet"], r"direction .* is zero"),
+    ("landscape-l-nat-on-an-at", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--metrics", "l_nat",
+                                  "--data", "{data}", "--out", "{new}", "--quiet"], r"l_nat.*AT"),
+    ("landscape-missing-split", ["landscape", "--ckpt", "{ckpt}", "--directions", "random", "--data", "{data}",
+                                 "--split", "dev", "--out", "{new}", "--quiet"], r"dev"),
+    # mple landscape plot
+    ("landscape-plot-missing", ["landscape", "plot", "{missing}"], r"OUT_DIR.*missing\.txt"),
+    ("landscape-plot-no-npz", ["landscape", "plot", "{dir}"], r"no landscape file"),
+    ("landscape-plot-not-npz", ["landscape", "plot", "{file}"], r"hyp\.txt is not a readable mple_metrics landscape"),
+    ("landscape-plot-levels-1", ["landscape", "plot", "{dir}", "--levels", "1"], r"--levels.*>= 2"),
 ]
 
 
@@ -270,8 +306,9 @@ def test_every_subcommand_is_in_the_table():
                 if sub.get_default("run") is not None}
     assert commands == {"bleu", "data info", "data synth", "data known-c", "demo", "train", "translate",
                         "distill", "evaluate", "estimate tc", "estimate mple", "estimate correlate",
-                        "proxies tune-gamma"}
-    assert commands <= {" ".join(argv[:2]) if argv[0] in ("data", "estimate", "proxies") else argv[0]
+                        "proxies tune-gamma", "landscape", "landscape plot"}
+    assert commands <= {" ".join(argv[:2]) if argv[0] in ("data", "estimate", "proxies") or argv[1] == "plot"
+                        else argv[0]
                         for _, argv, _ in BAD_ARGUMENTS}
 
 
