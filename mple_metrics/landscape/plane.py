@@ -130,7 +130,7 @@ class Plane:
             along = _dot(e2, u)
             rest = {k: e2[k] - along * u[k] for k in e2}
             across = _norm(rest)
-            if across <= 1e-12 * n2:
+            if across <= 1e-6 * n2:  # collinear up to float32 rounding
                 raise ValueError(f"{labels[0]}, {labels[1]} and {labels[2]} lie on one line: no plane "
                                  f"(use two checkpoints for a line)")
             v = {k: r / across for k, r in rest.items()}
