@@ -50,6 +50,12 @@ def _difference(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) ->
     return {k: a[k].double() - b[k].double() for k in b if _floating(b[k])}
 
 
+def _residual(x: Mapping[str, torch.Tensor], direction: Mapping[str, torch.Tensor], norm: float) -> float:
+    """‖x − ⟨x, d̂⟩ d̂‖ with d̂ = direction / norm."""
+    along = _dot(x, direction) / (norm * norm)
+    return _norm({k: x[k] - along * direction[k] for k in x})
+
+
 def check_compatible(states: Sequence[Mapping[str, torch.Tensor]], names: Sequence[str]) -> None:
     """Raise :class:`CheckpointError` naming the first parameter whose presence, shape or dtype
     kind differs between the state dicts."""
@@ -120,6 +126,10 @@ class Plane:
         if e2 is not None and n2 == 0.0:
             raise ValueError(f"{labels[2]} equals {labels[0]}: the direction θ2 − θ0 is zero")
         kind = "plane" if e2 is not None else "line"
+        if e2 is not None:
+            if _residual(e2, e1, n1) <= 1e-6 * n2:  # collinear up to float32 rounding
+                raise ValueError(f"{labels[0]}, {labels[1]} and {labels[2]} lie on one line (or two are equal): "
+                                 f"no plane (use two checkpoints for a line)")
         if axes == "affine":
             coords = [(0.0, 0.0), (1.0, 0.0)] + ([(0.0, 1.0)] if e2 is not None else [])
             return cls(origin, e1, e2, kind, axes, coords, labels, fixed, [n1] + ([n2] if e2 is not None else []))
@@ -130,9 +140,6 @@ class Plane:
             along = _dot(e2, u)
             rest = {k: e2[k] - along * u[k] for k in e2}
             across = _norm(rest)
-            if across <= 1e-6 * n2:  # collinear up to float32 rounding
-                raise ValueError(f"{labels[0]}, {labels[1]} and {labels[2]} lie on one line: no plane "
-                                 f"(use two checkpoints for a line)")
             v = {k: r / across for k, r in rest.items()}
             coords.append((along, across))
         return cls(origin, u, v, kind, axes, coords, labels, fixed, [n1] + ([n2] if e2 is not None else []))

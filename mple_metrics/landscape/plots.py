@@ -82,10 +82,12 @@ def render(landscape: Landscape, *, levels: int = 20, format: str = "png", title
         else:
             ax.text(0.5, 0.5, "no computed cells" if not finite.any() else "constant surface",
                     transform=ax.transAxes, ha="center", va="center")
+        middle = (landscape.a[0] + landscape.a[-1]) / 2.0
         for k, (x, y) in enumerate(coords):
             ax.plot([x], [y], MARKERS[k % len(MARKERS)], color="white", mec="black", ms=8, mew=1.2)
+            right = x > middle  # labels of points right of the centre go to their left, inside the axes
             ax.annotate(labels[k] if k < len(labels) else f"θ{k}", (x, y), textcoords="offset points",
-                        xytext=(6, 6), fontsize=8, color="black",
+                        xytext=(-6 if right else 6, 6), ha="right" if right else "left", fontsize=8, color="black",
                         bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
         ax.set_xlim(landscape.a[0], landscape.a[-1])
         ax.set_ylim(landscape.b[0], landscape.b[-1])
