@@ -269,3 +269,42 @@ def test_mismatched_checkpoints_are_clear_errors(runs, tmp_path):
         mid = {k: (v.double() + 0.5 * (end[k].double() - v.double())) if v.is_floating_point() else v
                for k, v in state.items()}
         Plane.from_state_dicts([state, end, mid], axes="orthonormal")
+
+
+def test_sigkill_and_rerun_of_the_command_finishes_the_grid(runs, tmp_path):
+    """``mple landscape`` killed with SIGKILL mid-grid leaves a readable npz of finished cells; the same
+    settings then finish it, equal to an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    argv = [sys.executable, "-m", "mple_metrics.cli", "landscape", *[x for c in _three(runs) for x in ("--ckpt", c)],
+            "--data", str(runs["data"]), "--grid", "20x20", "--margin", "0", "--max-sentences", "2", "--quiet",
+            "--out", str(out)]
+    process = subprocess.Popen(argv, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    done = 0
+    while process.poll() is None and time.monotonic() < deadline:
+        if (out / "landscape.npz").is_file():
+            done = int(Landscape.load(out).done.sum())
+            if done >= 5:
+                break
+        time.sleep(0.02)
+    if process.poll() is not None:
+        pytest.skip("the grid finished before it could be killed")
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    partial = Landscape.load(out)
+    assert 5 <= partial.done.sum() < 400
+    assert np.isnan(partial.values["nll"][~partial.done]).all() and np.isnan(partial.values["bleu"][~partial.done]).all()
+    settings = dict(grid="20x20", max_sentences=2)
+    resumed = run_landscape(_settings(runs, out, **settings))
+    fresh = run_landscape(_settings(runs, tmp_path / "fresh", **settings))
+    assert resumed.complete
+    np.testing.assert_array_equal(resumed.values["bleu"], fresh.values["bleu"])
+    np.testing.assert_allclose(resumed.values["nll"], fresh.values["nll"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(resumed.values["bleu"][partial.done], partial.values["bleu"][partial.done])
