@@ -29,7 +29,7 @@ from torch import Tensor
 from ..models import NATModel, padding_mask
 from ..models.scoring import at_least_float32
 from .at_search import Hypotheses
-from .nat_decode import clean_output
+from .nat_decode import argmax_in_chunks, clean_output
 
 
 @dataclass
@@ -86,8 +86,9 @@ def nat_input_sampling(model: NATModel, predictor: NATModel | None, src: Tensor,
     hidden, _ = model.decode_hidden(enc, lengths, width)
     mask_logit = at_least_float32(model.mask_head(hidden).squeeze(-1))
     if predictor is not None and sample_inputs:
-        pred_logp = F.log_softmax(at_least_float32(predictor(src, src_lengths, lengths).logits), dim=-1)
-        guess_logp, guess = pred_logp.max(dim=-1)  # t̂ and log P(t̂|X)
+        # t̂ and log P(t̂|X), projected a chunk of positions at a time (no (B, L, V) tensor)
+        pred_hidden, _ = predictor.decode_hidden(predictor.encode(src, src_lengths), lengths, width)
+        guess_logp, guess = argmax_in_chunks(predictor, pred_hidden)
     else:
         guess_logp = torch.zeros(batch, width, device=device)
         guess = torch.zeros(batch, width, dtype=torch.long, device=device)
@@ -102,9 +103,9 @@ def nat_input_sampling(model: NATModel, predictor: NATModel | None, src: Tensor,
     repeat = torch.arange(batch, device=device).repeat_interleave(samples)
     flat_lengths = lengths[repeat]
     flat_guess = guess[repeat]
-    out = model.decode(enc.index_select(repeat), flat_lengths, width, input_tokens=flat_guess, reveal=flat_reveal)
-    logp = F.log_softmax(at_least_float32(out.logits), dim=-1)
-    best_logp, tokens = logp.max(dim=-1)
+    out_hidden, _ = model.decode_hidden(enc.index_select(repeat), flat_lengths, width, input_tokens=flat_guess,
+                                        reveal=flat_reveal)
+    best_logp, tokens = argmax_in_chunks(model, out_hidden)
     tokens = torch.where(flat_reveal, flat_guess, tokens)  # the copy mechanism
     flat_inside = inside[repeat]
     n = flat_lengths.double()
