@@ -8,7 +8,8 @@ the median over steps of the per-step wall time (repeated ``--repeats`` times, m
 Targets (2 CPU threads): AXE <= 1.15x MLE, OaXE <= 1.3x, dynamic KD with 3 candidates <= 2x; proxy
 inputs CMLM <= 1.05x, GLAT (two passes) <= 1.5x, each measured without the input predictor's head
 (its training adds a vanilla decoder pass to CMLM: reported in its own row).  Also the decoding
-throughput of Input Sampling against default decoding.
+throughput of Input Sampling against default decoding, and the cost of noisy parallel decoding
+(an AT reranking the length-beam candidates).
 
 Correctness first: on the first batch every method's loss is checked against an independent
 computation (MLE: float64 NLL; AXE with a huge skip penalty: the MLE loss; OaXE: the NLL of its own
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from dataclasses import replace
 import json
 import platform
 import statistics
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 from mple_metrics.data import BatchIterator, EncodedSplit, TokenizerPair, collate, load_bundled
-from mple_metrics.models import ModelConfig, NATModel
+from mple_metrics.models import ModelConfig, NATModel, build_model
 from mple_metrics.decode import DecodeOptions, generate
 from mple_metrics.proxies import (AXETarget, DynamicKDTarget, InputProxy, OaXETarget, RawTarget, TargetProxy,
                                   candidate_pairwise_bleu, input_generator, make_input_proxy, sequence_nll)
@@ -140,12 +142,17 @@ def decoding_throughput(model, encoded, sentences: int = 512, repeats: int = 3) 
     model = copy.deepcopy(model).eval()
     src, lengths = pad_sequences(encoded.src[:sentences])
     out = {"sentences": len(lengths)}
-    for name, options in (("default", DecodeOptions()), ("input-sampling", DecodeOptions(strategy="input-sampling")),
-                          ("input-sampling x4", DecodeOptions(strategy="input-sampling", samples=4))):
+    at = build_model(replace(model.config, kind="at")).eval()  # an AT of the same size: the NPD reranker
+    for name, options, reranker in (
+            ("default", DecodeOptions(), None),
+            ("input-sampling", DecodeOptions(strategy="input-sampling"), None),
+            ("input-sampling x4", DecodeOptions(strategy="input-sampling", samples=4), None),
+            ("length beam 3", DecodeOptions(length_beam=3), None),
+            ("length beam 3 + NPD", DecodeOptions(length_beam=3), at)):
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            generate(model, src, lengths, options, input_predictor=model)
+            generate(model, src, lengths, options, input_predictor=model, reranker=reranker)
             times.append(time.perf_counter() - start)
         out[name] = len(lengths) / statistics.median(times)
     return out
@@ -197,7 +204,8 @@ def main() -> int:
     print(f"decoding, {decoding['sentences']} sentences: default {decoding['default']:.0f} sent/s, "
           f"Input Sampling (1 sample) {decoding['input-sampling']:.0f} sent/s "
           f"({decoding['default'] / decoding['input-sampling']:.2f}x slower), 4 samples "
-          f"{decoding['input-sampling x4']:.0f} sent/s")
+          f"{decoding['input-sampling x4']:.0f} sent/s; length beam 3 {decoding['length beam 3']:.0f} sent/s, "
+          f"with NPD (a tiny AT reranks) {decoding['length beam 3 + NPD']:.0f} sent/s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"results": results, "decoding_sentences_per_second": decoding, "threads": torch.get_num_threads(), "machine": platform.platform(),
