@@ -159,6 +159,22 @@ def test_cuda_equals_cpu_exactly(kind):
             assert torch.equal(on_cpu, on_gpu.cpu()), f"{kind} {dtype} {max_size} seed={seed}"
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_usable(), reason="no GPU with the CUDA kernels")
+@pytest.mark.parametrize("size", [300, 400, 600, 1200])
+def test_cuda_equals_cpu_on_every_shared_memory_layout(size):
+    """N = 300, 400, 600: 3, 2 and 1 problems per block in shared memory; N = 1200: the global
+    workspace.  Square problems, 5 of them (a partial last block), bit for bit."""
+    gen, seed = fresh_generator()
+    cost = -torch.log_softmax(3 * torch.randn(5, size, size, generator=gen, dtype=torch.float64), -1)
+    rows = torch.tensor([size, size - 3, size, size - 1, size])
+    cols = torch.tensor([size, size, size - 2, size, size])
+    rows = torch.minimum(rows, cols)
+    on_cpu = linear_sum_assignment(cost, rows, cols)
+    on_gpu = linear_sum_assignment(cost.cuda(), rows.cuda(), cols.cuda())
+    assert torch.equal(on_cpu, on_gpu.cpu()), f"N={size} seed={seed}"
+
+
 @pytest.mark.parametrize("device", devices())
 def test_empty_problems(device):
     empty_batch = linear_sum_assignment(torch.zeros(0, 3, 4, device=device))

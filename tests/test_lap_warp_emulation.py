@@ -132,6 +132,65 @@ void emulate(const scalar_t* cost, int64_t batch, int64_t rows, int64_t cols, co
   }
 }
 
+// The kernel's layout of problems over blocks (mple::lap_launch_shape, mple::lap_problem_state):
+// `warps_per_block` warps of 32 threads per block, every warp its own problem, the states in one
+// shared buffer per block or in a global workspace, with the shared-memory budget a parameter so that
+// small problems take the 1-, 2-, 3-warp and global paths.  Reports the path taken in `layout`:
+// warps per block, negative for the global workspace.
+template <typename scalar_t>
+void emulate_layout(const scalar_t* cost, int64_t batch, int64_t rows, int64_t cols, const int64_t* row_len,
+                    const int64_t* col_len, int64_t* assignment, int32_t* status, int64_t shared_budget,
+                    int max_warps, int32_t* layout) {
+  const int64_t bytes = std::max<int64_t>(8, mple::state_bytes(rows, cols));
+  const mple::LapLaunchShape shape = mple::lap_launch_shape(bytes, shared_budget, max_warps);
+  const int warps_per_block = shape.warps_per_block;
+  *layout = shape.in_shared ? warps_per_block : -warps_per_block;
+  std::vector<uint64_t> global(shape.in_shared ? 1 : (batch * bytes + 7) / 8, 0x5a5a5a5a5a5a5a5aULL);
+  for (int64_t block = 0; block * warps_per_block < batch; ++block) {
+    std::vector<uint64_t> shared(shape.in_shared ? (warps_per_block * bytes + 7) / 8 : 1, 0xa5a5a5a5a5a5a5a5ULL);
+    std::vector<mple::EmulatedWarp> warps(warps_per_block);
+    std::vector<std::thread> threads;
+    std::atomic<bool> diverged{false};
+    for (int warp = 0; warp < warps_per_block; ++warp) {
+      for (int lane = 0; lane < 32; ++lane) {
+        threads.emplace_back([&, warp, lane] {
+          const int64_t b = block * warps_per_block + warp;
+          if (b >= batch) return;  // as the kernel: uniform across the warp
+          mple::this_warp = &warps[warp];
+          mple::this_lane = lane;
+          unsigned char* base = mple::lap_problem_state(
+              reinterpret_cast<unsigned char*>(shared.data()),
+              shape.in_shared ? nullptr : reinterpret_cast<unsigned char*>(global.data()), b, warp, bytes);
+          try {
+            mple::warp_solve_problem(cost, row_len, col_len, b, rows, cols, base, assignment, status, lane);
+          } catch (const std::runtime_error&) {
+            diverged = true;
+          }
+        });
+      }
+    }
+    for (auto& t : threads) t.join();
+    if (diverged) {
+      std::fill(status + block * warps_per_block, status + batch, kDiverged);
+      return;
+    }
+  }
+}
+
+extern "C" int32_t layout_of(int64_t rows, int64_t cols, int64_t shared_budget, int max_warps) {
+  const mple::LapLaunchShape shape =
+      mple::lap_launch_shape(std::max<int64_t>(8, mple::state_bytes(rows, cols)), shared_budget, max_warps);
+  return shape.in_shared ? shape.warps_per_block : -shape.warps_per_block;
+}
+
+extern "C" int64_t state_bytes_of(int64_t rows, int64_t cols) { return mple::state_bytes(rows, cols); }
+
+extern "C" void emulate_layout_f64(const double* cost, int64_t batch, int64_t rows, int64_t cols,
+                                   const int64_t* row_len, const int64_t* col_len, int64_t* assignment,
+                                   int32_t* status, int64_t shared_budget, int max_warps, int32_t* layout) {
+  emulate_layout(cost, batch, rows, cols, row_len, col_len, assignment, status, shared_budget, max_warps, layout);
+}
+
 extern "C" void emulate_f64(const double* cost, int64_t batch, int64_t rows, int64_t cols,
                             const int64_t* row_len, const int64_t* col_len, int64_t* assignment,
                             int32_t* status) {
@@ -163,6 +222,21 @@ def emulated_kernel(tmp_path_factory):
     for name in ("emulate_f64", "emulate_f32"):
         getattr(lib, name).argtypes = [pointer, i64, i64, i64, pointer, pointer, pointer, pointer]
 
+    lib.emulate_layout_f64.argtypes = [pointer, i64, i64, i64, pointer, pointer, pointer, pointer, i64,
+                                       ctypes.c_int, pointer]
+
+    def run_layout(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, shared_budget: int,
+                   max_warps: int = 4):
+        cost = cost.double().contiguous()
+        rows, cols = rows.long().contiguous(), cols.long().contiguous()
+        assignment = torch.empty(cost.shape[:2], dtype=torch.int64)
+        status = torch.empty(cost.shape[0], dtype=torch.int32)
+        layout = torch.zeros(1, dtype=torch.int32)
+        lib.emulate_layout_f64(cost.data_ptr(), cost.shape[0], cost.shape[1], cost.shape[2], rows.data_ptr(),
+                               cols.data_ptr(), assignment.data_ptr(), status.data_ptr(), shared_budget,
+                               max_warps, layout.data_ptr())
+        return assignment, status, int(layout)
+
     def run(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor):
         cost = cost.contiguous()
         rows, cols = rows.long().contiguous(), cols.long().contiguous()
@@ -173,6 +247,13 @@ def emulated_kernel(tmp_path_factory):
            cols.data_ptr(), assignment.data_ptr(), status.data_ptr())
         return assignment, status
 
+    lib.layout_of.argtypes = [i64, i64, i64, ctypes.c_int]
+    lib.layout_of.restype = ctypes.c_int32
+    lib.state_bytes_of.argtypes = [i64, i64]
+    lib.state_bytes_of.restype = ctypes.c_int64
+    run.layout = run_layout
+    run.layout_of = lambda n, budget=48 * 1024, max_warps=4: int(lib.layout_of(n, n, budget, max_warps))
+    run.state_bytes = lambda r, c: max(8, int(lib.state_bytes_of(r, c)))
     return run
 
 
@@ -218,3 +299,27 @@ def test_emulated_warp_solver_reports_status(emulated_kernel):
     assert got_status.tolist() == expected_status.tolist() == [0, 1, 2, 3, 5]
     assert torch.equal(got, expected)
     assert np.all(got[1:].numpy() == -1)
+
+
+@pytest.mark.parametrize("warps, global_workspace", [(1, False), (2, False), (3, False), (4, False), (4, True)])
+def test_every_layout_of_the_kernel_equals_the_cpu_op(emulated_kernel, warps, global_workspace):
+    """The kernel puts 1-4 problems' states side by side in a block's shared memory, or all of them in
+    a global workspace (N > 292 and N > 1170 at the real 48 KiB budget).  With the budget scaled to the
+    problem size, small problems take each of those paths; each must give the CPU op's answer, with
+    partial last blocks (7 problems) and garbage-filled buffers."""
+    gen = torch.Generator().manual_seed(warps * 10 + global_workspace)
+    cost, rows, cols = random_problems(gen, 7, 24, 6, "neg_log_softmax", torch.float64)
+    bytes_per_problem = emulated_kernel.state_bytes(cost.shape[1], cost.shape[2])
+    budget = bytes_per_problem - 1 if global_workspace else bytes_per_problem * warps
+    expected, expected_status = torch.ops.mple.linear_sum_assignment(cost, rows, cols)
+    got, got_status, layout = emulated_kernel.layout(cost, rows, cols, budget)
+    assert layout == (-4 if global_workspace else warps)
+    assert torch.equal(got_status, expected_status) and torch.equal(got, expected)
+
+
+def test_the_real_budget_takes_the_paths_the_docs_state(emulated_kernel):
+    """The launcher's layout at its 48 KiB budget (the same C++ function): 4 warps per block up to
+    N = 292, fewer beyond, the global workspace beyond N = 1170."""
+    warps = emulated_kernel.layout_of
+    assert warps(292) == 4 and warps(293) == 3 and warps(300) == 3 and warps(400) == 2
+    assert warps(600) == 1 and warps(1170) == 1 and warps(1171) == -4 and warps(1200) == -4

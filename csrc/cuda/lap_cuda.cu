@@ -43,8 +43,7 @@ __global__ void linear_sum_assignment_kernel(const scalar_t* __restrict__ cost,
   const int warp = threadIdx.x / kWarpSize;
   const int64_t b = static_cast<int64_t>(blockIdx.x) * warps_per_block + warp;
   if (b >= batch) return;  // uniform across the warp
-  unsigned char* base = global_state != nullptr ? global_state + b * bytes_per_problem
-                                                : shared_state + warp * bytes_per_problem;
+  unsigned char* base = lap_problem_state(shared_state, global_state, b, warp, bytes_per_problem);
   warp_solve_problem(cost, row_lengths, col_lengths, b, padded_rows, padded_cols, base, assignment,
                      status, lane);
 }
@@ -73,10 +72,9 @@ std::tuple<at::Tensor, at::Tensor> linear_sum_assignment_cuda(const at::Tensor& 
   if (batch == 0) return {assignment, status};
 
   const int64_t bytes = std::max<int64_t>(8, state_bytes(padded_rows, padded_cols));
-  const bool in_shared = bytes <= kSharedBytesPerBlock;
-  const int warps_per_block =
-      in_shared ? static_cast<int>(std::min<int64_t>(kMaxWarpsPerBlock, kSharedBytesPerBlock / bytes))
-                : kMaxWarpsPerBlock;
+  const LapLaunchShape shape = lap_launch_shape(bytes, kSharedBytesPerBlock, kMaxWarpsPerBlock);
+  const bool in_shared = shape.in_shared;
+  const int warps_per_block = shape.warps_per_block;
   check_fits_in_memory(in_shared ? 0 : buffer_bytes({batch, bytes}, 1), device_memory,
                        "linear_sum_assignment", "the solver state of " + problems, "GPU");
   at::Tensor workspace;

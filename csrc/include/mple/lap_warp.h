@@ -360,4 +360,26 @@ MPLE_WARP_FN void warp_solve_problem(const scalar_t* cost, const int64_t* row_le
   if (lane == 0) status[b] = code;
 }
 
+// How the CUDA kernel lays out the problems: one warp per problem, each problem's state in the
+// block's shared memory when it fits (as many warps per block as fit in `shared_budget` bytes, at
+// most `max_warps`), else in a global workspace (then `max_warps` warps per block).  A host function
+// shared by the launcher and the warp emulation, so both lay problems out the same way.
+struct LapLaunchShape {
+  bool in_shared;
+  int warps_per_block;
+};
+inline LapLaunchShape lap_launch_shape(int64_t bytes_per_problem, int64_t shared_budget, int max_warps) {
+  if (bytes_per_problem > shared_budget) return {false, max_warps};
+  const int64_t fit = shared_budget / bytes_per_problem;
+  return {true, static_cast<int>(fit < max_warps ? fit : max_warps)};
+}
+
+// The state of the problem that warp `warp` of a block solves: its slice of the block's shared
+// memory, or problem b's slice of the global workspace.
+MPLE_WARP_FN unsigned char* lap_problem_state(unsigned char* shared_state, unsigned char* global_state,
+                                              int64_t b, int warp, int64_t bytes_per_problem) {
+  return global_state != nullptr ? global_state + b * bytes_per_problem
+                                 : shared_state + warp * bytes_per_problem;
+}
+
 }  // namespace mple
