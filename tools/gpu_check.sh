@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One-shot check on a machine with a GPU (and no package registry): build the extension with CUDA
-# against the torch already installed, run the CUDA test cases, run the kernel benchmarks on the GPU,
-# and print a short table.  Logs go to ${OUT:-gpu-check-out}/.
+# against the torch already installed, run the CUDA test cases, the extra numeric checks of
+# tools/gpu_cases.py (non-default stream, cuda:1, AXE at B = 512 and with B*Lp*V > 2^31, BLEU at the
+# shared-memory limits), compute-sanitizer's racecheck/synccheck/memcheck/initcheck on small cases
+# when it is installed, and the kernel benchmarks on the GPU; a summary table goes to
+# ${OUT:-gpu-check-out}/summary.md, the logs beside it.  Sized to finish in about 8 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check-out}
@@ -19,6 +22,26 @@ echo "== CUDA tests" | tee -a "$OUT/summary.txt"
 $PY -m pytest -q -m cuda --continue-on-collection-errors tests > "$OUT/tests_cuda.log" 2>&1 || status=1
 tail -3 "$OUT/tests_cuda.log" | tee -a "$OUT/summary.txt"
 
+echo "== extra checks" | tee -a "$OUT/summary.txt"
+timeout 240 $PY tools/gpu_cases.py checks --out "$OUT" > "$OUT/checks.log" 2>&1 || status=1
+grep -E "^(PASS|FAIL)" "$OUT/checks.log" | tee -a "$OUT/summary.txt"
+
+echo "== compute-sanitizer" | tee -a "$OUT/summary.txt"
+if command -v compute-sanitizer > /dev/null; then
+  for spec in "racecheck axe" "racecheck lap40" "racecheck lap256" "racecheck pairwise" "synccheck axe" \
+              "synccheck lap256" "synccheck pairwise" "memcheck ragged" "initcheck axe" "initcheck lap256"; do
+    set -- $spec
+    if timeout 60 compute-sanitizer --tool "$1" --error-exitcode 3 $PY tools/gpu_cases.py sanitize "$2" \
+        > "$OUT/sanitize_$1_$2.log" 2>&1; then
+      echo "PASS  $1 $2" | tee -a "$OUT/summary.txt"
+    else
+      echo "FAIL  $1 $2 (see sanitize_$1_$2.log)" | tee -a "$OUT/summary.txt"; status=1
+    fi
+  done
+else
+  echo "compute-sanitizer not found: skipped" | tee -a "$OUT/summary.txt"
+fi
+
 echo "== benchmarks (GPU)" | tee -a "$OUT/summary.txt"
 for bench in benchmarks/bench_*.py; do
   if grep -q -- '--device' "$bench"; then
@@ -26,4 +49,6 @@ for bench in benchmarks/bench_*.py; do
     tail -8 "$OUT/$(basename "$bench" .py).log" | tee -a "$OUT/summary.txt"
   fi
 done
+{ echo "# GPU check"; echo; echo '```'; cat "$OUT/summary.txt"; echo '```'; echo;
+  [ -f "$OUT/checks.md" ] && cat "$OUT/checks.md"; } > "$OUT/summary.md"
 exit $status
