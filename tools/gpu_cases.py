@@ -2,6 +2,7 @@
 
     python tools/gpu_cases.py checks [--out DIR]     # numeric checks against the CPU, a table
     python tools/gpu_cases.py sanitize CASE          # one small case, for compute-sanitizer
+    python tools/gpu_cases.py bench [--out DIR]      # the kernels on the GPU, peers and floors
 
 ``checks``: every op on a non-default stream (and on cuda:1 when there are two GPUs); AXE at
 B = 512, L = 256 in float32 and bfloat16 against the CPU; AXE with B·Lp·V > 2^31 (bfloat16: the
@@ -12,7 +13,12 @@ tokens), one past it, and past the opt-in limit.  Writes ``checks.md`` and ``che
 ``sanitize CASE`` runs one small case (``axe``: B = 3, Lp = 300, Ly = 280, float32; ``lap40``,
 ``lap256``; ``pairwise``; ``ragged``: every op with ragged lengths and garbage padding) and
 synchronises, for ``compute-sanitizer --tool racecheck|synccheck|memcheck|initcheck``.
-Without a GPU both print one line and exit 0.
+``bench``: medians of CUDA-event timings of AXE forward+backward against ``F.ctc_loss`` on CUDA
+(the DP yardstick), LAP against the CPU op, sentence and pairwise BLEU against the CPU kernels,
+each with its floor beside it: bytes the kernel must move over the bandwidth of a measured
+device-to-device copy, and, for the DP, its number of dependent steps (Lp + Ly + 1 diagonals; the
+B = 1 row gives the measured time per step).  Writes ``bench.md``/``bench.json``.
+Without a GPU every mode prints one line and exits 0.
 """
 
 from __future__ import annotations
@@ -153,15 +159,98 @@ def sanitize(case: str) -> int:
     return 0
 
 
+def _cuda_ms(fn, repeats: int = 10) -> float:
+    """Median milliseconds of ``fn`` by CUDA events (after two warm-up calls)."""
+    import statistics
+
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def bench(out: Path) -> int:
+    import torch.nn.functional as F
+
+    from mple_metrics.ops import axe_loss, linear_sum_assignment, pairwise_bleu, sentence_bleu
+
+    big = torch.empty(256 * 1024 * 1024, dtype=torch.uint8, device="cuda")
+    copy_ms = _cuda_ms(lambda: big.clone())
+    bandwidth = 2 * big.numel() / (copy_ms / 1e3)  # bytes per second, read + write
+    # The DP's latency floor: its Lp + Ly + 1 dependent diagonals; the B = 1 row measures the time per
+    # diagonal (kernel ms / diagonals) that a latency-bound launch cannot go below.
+    rows = []
+
+    def row(name, ms, peer_name, peer_ms, floor_ms, floor_what):
+        rows.append({"case": name, "ms": ms, "peer": peer_name, "peer_ms": peer_ms, "floor_ms": floor_ms,
+                     "floor": floor_what})
+        peer = f", {peer_name} {peer_ms:.3f} ms ({peer_ms / ms:.1f}x)" if peer_ms else ""
+        print(f"{name}: {ms:.3f} ms{peer}; floor {floor_ms:.4f} ms ({floor_what})", flush=True)
+
+    for batch, length, vocab in ((512, 64, 64), (512, 256, 64), (1, 256, 64)):
+        lp, tg, pl, tl, blank = _axe_case(batch, length, length, vocab, torch.float32, "cuda")
+        pl.fill_(length)
+        tl.fill_(length)
+        x = lp.clone().requires_grad_()
+        kernel = _cuda_ms(lambda: axe_loss(x, tg, pl, tl, blank=blank, reduction="sum").backward())
+        ctc_lp = lp.transpose(0, 1).detach().requires_grad_()
+        ctc_targets = tg.clamp(max=vocab - 2)
+        ctc = _cuda_ms(lambda: F.ctc_loss(ctc_lp, ctc_targets, pl, tl, blank=blank, reduction="sum",
+                                          zero_infinity=True).backward())
+        moved = batch * length * length * 2 * 4 + batch * length * vocab * 4 * 2  # G and E reads, grad write
+        floor = max(moved / bandwidth * 1e3, 0.0)
+        row(f"AXE fwd+bwd B={batch} L={length} V={vocab} float32", kernel, "F.ctc_loss (CUDA)", ctc, floor,
+            f"{moved / 1e6:.1f} MB at {bandwidth / 1e9:.0f} GB/s; {2 * length + 1} dependent diagonals")
+    for n in (64, 256):
+        cost = torch.rand(64, n, n, device="cuda", dtype=torch.float64)
+        gpu = _cuda_ms(lambda: linear_sum_assignment(cost))
+        import time
+        start = time.perf_counter()
+        linear_sum_assignment(cost.cpu())
+        cpu = (time.perf_counter() - start) * 1e3
+        row(f"LAP B=64 N={n} float64", gpu, "CPU op", cpu, cost.numel() * 8 / bandwidth * 1e3,
+            "one read of the costs")
+    hyps = torch.randint(0, 50, (4096, 40), device="cuda")
+    refs = torch.randint(0, 50, (4096, 3, 40), device="cuda")
+    gpu = _cuda_ms(lambda: sentence_bleu(hyps, refs))
+    import time
+    start = time.perf_counter()
+    sentence_bleu(hyps.cpu(), refs.cpu())
+    row("sentence BLEU B=4096 L=40 3 refs", gpu, "CPU kernel", (time.perf_counter() - start) * 1e3,
+        (hyps.numel() + refs.numel()) * 8 / bandwidth * 1e3, "one read of the ids")
+    cands = torch.randint(0, 50, (1024, 5, 40), device="cuda")
+    gpu = _cuda_ms(lambda: pairwise_bleu(cands))
+    start = time.perf_counter()
+    pairwise_bleu(cands.cpu())
+    row("pairwise BLEU B=1024 K=5 L=40", gpu, "CPU kernel", (time.perf_counter() - start) * 1e3,
+        cands.numel() * 8 / bandwidth * 1e3, "one read of the ids")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps({"copy_bandwidth_gb_s": bandwidth / 1e9, "rows": rows}, indent=1))
+    lines = ["| case | ms | peer | peer ms | floor ms | floor from |", "|---|---:|---|---:|---:|---|"]
+    lines += [f"| {r['case']} | {r['ms']:.3f} | {r['peer']} | {r['peer_ms']:.3f} | {r['floor_ms']:.4f} | {r['floor']} |"
+              for r in rows]
+    (out / "bench.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("checks", "sanitize"))
+    parser.add_argument("mode", choices=("checks", "sanitize", "bench"))
     parser.add_argument("case", nargs="?", default=None)
     parser.add_argument("--out", default="gpu-check-out")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("no GPU: nothing to check")
         return 0
+    if args.mode == "bench":
+        return bench(Path(args.out))
     return checks(Path(args.out)) if args.mode == "checks" else sanitize(args.case or "")
 
 

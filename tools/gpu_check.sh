@@ -42,6 +42,10 @@ else
   echo "compute-sanitizer not found: skipped" | tee -a "$OUT/summary.txt"
 fi
 
+echo "== kernels on the GPU: peers and floors" | tee -a "$OUT/summary.txt"
+timeout 180 $PY tools/gpu_cases.py bench --out "$OUT" > "$OUT/bench_gpu.log" 2>&1 || status=1
+tail -8 "$OUT/bench_gpu.log" | tee -a "$OUT/summary.txt"
+
 echo "== benchmarks (GPU)" | tee -a "$OUT/summary.txt"
 for bench in benchmarks/bench_*.py; do
   if grep -q -- '--device' "$bench"; then
@@ -50,5 +54,6 @@ for bench in benchmarks/bench_*.py; do
   fi
 done
 { echo "# GPU check"; echo; echo '```'; cat "$OUT/summary.txt"; echo '```'; echo;
-  [ -f "$OUT/checks.md" ] && cat "$OUT/checks.md"; } > "$OUT/summary.md"
+  [ -f "$OUT/checks.md" ] && cat "$OUT/checks.md"; echo; [ -f "$OUT/bench.md" ] && cat "$OUT/bench.md"; } \
+  > "$OUT/summary.md"
 exit $status
