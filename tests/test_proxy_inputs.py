@@ -262,3 +262,21 @@ def test_input_batch_counts_hidden_tokens():
     sampled = InputBatch(batch.src, batch.src_lengths, batch.tgt, batch.tgt_lengths, batch.indices, reveal,
                          torch.zeros(2, dtype=torch.float64))
     assert sampled.loss_tokens == 4 and batch.loss_tokens == 5
+
+
+def test_a_proxy_input_combines_with_dynamic_kd_and_resumes_exactly(data_dir, tmp_path):
+    """GLAT + dynamic KD (Appendix F's combination): T is chosen first, then Z drawn on it."""
+    from test_proxies import _fake_kd
+
+    kd = [str(_fake_kd(tmp_path / f"kd{k}", data_dir, transform, f"t{k}"))
+          for k, transform in enumerate((lambda t: " ".join(t.split()[::-1]), lambda t: t))]
+    extra = dict(target="dynamic-kd", kd=kd, glat_anneal_steps=6)
+    Trainer(_config(data_dir, tmp_path / "a", "glat", max_steps=6, **extra)).train()
+    Trainer(_config(data_dir, tmp_path / "b", "glat", max_steps=3, **extra)).train()
+    Trainer(_config(data_dir, tmp_path / "b", "glat", max_steps=6, resume=True, **extra)).train()
+    a, b = (load_checkpoint(tmp_path / d / "last.pt")["model"] for d in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    records = [json.loads(x) for x in (tmp_path / "a" / "train.jsonl").read_text().splitlines()]
+    assert all(abs(sum(r["proxy_choice_fraction"]) - 1) < 1e-9 for r in records)
+    proxy = load_checkpoint(tmp_path / "a" / "last.pt")["proxy"]
+    assert proxy["target"] == "dynamic-kd" and proxy["input"] == "glat"
