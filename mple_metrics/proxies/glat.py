@@ -74,13 +74,25 @@ class GLATInput(InputProxy):
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             enc = model.encode(batch.src, batch.src_lengths)
             hidden, _ = model.decode_hidden(enc, batch.tgt_lengths, batch.tgt.shape[1])
-            logits = at_least_float32(model.output_logits(hidden))
-            predicted = logits.argmax(dim=-1)
-            p_target = None
-            if self.weighting != "uniform":  # no full log-softmax: one logsumexp per position
-                chosen = logits.gather(-1, batch.tgt.unsqueeze(-1)).squeeze(-1)
-                p_target = (chosen - torch.logsumexp(logits, dim=-1)).double().exp()
+            predicted, p_target = self._first_pass_outputs(model, hidden, batch.tgt)
         return hidden, predicted, p_target
+
+    def _first_pass_outputs(self, model: NATModel, hidden: Tensor, target: Tensor,
+                            rows_per_chunk: int = 256) -> tuple[Tensor, Tensor | None]:
+        """Argmax (B, L) and, for the pref variants, P(t_i | X) (B, L) float64, projecting a chunk of
+        positions at a time: no (B, L, V) tensor (the output projection dominates this pass)."""
+        flat, flat_target = hidden.reshape(-1, hidden.shape[-1]), target.reshape(-1)
+        predicted = torch.empty(flat.shape[0], dtype=torch.long, device=hidden.device)
+        p_target = None if self.weighting == "uniform" else torch.empty(flat.shape[0], dtype=torch.float64,
+                                                                        device=hidden.device)
+        for start in range(0, flat.shape[0], rows_per_chunk):
+            logits = at_least_float32(model.output_logits(flat[start:start + rows_per_chunk]))
+            predicted[start:start + rows_per_chunk] = logits.argmax(dim=-1)
+            if p_target is not None:
+                chosen = logits.gather(-1, flat_target[start:start + rows_per_chunk].unsqueeze(-1)).squeeze(-1)
+                p_target[start:start + rows_per_chunk] = (chosen - torch.logsumexp(logits, dim=-1)).double().exp()
+        shape = hidden.shape[:2]
+        return predicted.view(shape), None if p_target is None else p_target.view(shape)
 
     def glancing(self, batch: Batch, predicted: Tensor, p_target: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(counts (B,), weights (B, L)) of the reveal draw, given the first pass's argmax Ŷ and
