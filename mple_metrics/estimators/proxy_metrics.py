@@ -43,8 +43,8 @@ from ..decode import DecodeOptions, translate_encoded
 from ..metrics import BLEU
 from ..models import NATModel, load_model, padding_mask
 from ..models.scoring import at_least_float32
-from ..proxies import (INPUT_NAMES, TARGET_NAMES, candidate_pairwise_bleu, input_generator, make_input_proxy,
-                       make_target_proxy, read_target_text, sequence_nll)
+from ..proxies import (INPUT_NAMES, TARGET_NAMES, encode_candidates, input_generator, proxies_from_settings,
+                       read_target_text, sequence_nll)
 from ..train import bleu_scores
 from .bootstrap import paired_bootstrap, resampled_ratios
 
@@ -130,18 +130,12 @@ def proxy_metrics(nat: str | Path, data: str | Path, settings: ProxyMetricSettin
     encoded = EncodedSplit([src_ids[i] for i in kept], [tgt_ids[i] for i in kept])
     candidates = pairwise = None
     if text.candidates is not None:
-        rows = [text.candidates[i] for i in kept]
-        candidates = {"eval": [[tokenizers.tgt.encode(c) for c in row] for row in rows]}
-        pairwise = {"eval": candidate_pairwise_bleu(rows, cache_dir=kd[0])}
-    proxy = make_target_proxy(target, skip_penalty=config.get("skip_penalty", 1.0),
-                              pred_length_scale=config.get("pred_length_scale", 1.0),
-                              oaxe_truncate=config.get("oaxe_truncate"),
-                              oaxe_truncate_base=config.get("oaxe_truncate_base", "loss"),
-                              gamma=config.get("gamma") if target == "dynamic-kd" else None,
-                              beta=config.get("beta", 0.2), regularizer=config.get("regularizer", True),
-                              candidates=candidates, pairwise=pairwise, max_positions=model.config.max_positions)
-    inputs = make_input_proxy(input_name, cmlm_count=config.get("cmlm_count", "fairseq"))
-    inputs.update = inputs.total_updates = 1  # GLAT: the final glancing ratio
+        candidates, pairwise = encode_candidates({"eval": [text.candidates[i] for i in kept]}, tokenizers.tgt, kd[0])
+    proxy, inputs = proxies_from_settings(config, target, input_name, candidates=candidates, pairwise=pairwise,
+                                          max_positions=model.config.max_positions)
+    # The state at the end of training: OaXE past its MLE pre-training, GLAT at its final ratio.
+    proxy.update = inputs.update = 2 ** 62
+    inputs.total_updates = 1
     draws = settings.samples if input_name != "vanilla" else 1
     n = len(kept)
     nll = np.zeros(n)

@@ -11,7 +11,7 @@ the decoder is shown -- are :class:`InputProxy` subclasses: ``vanilla``, ``cmlm`
 from __future__ import annotations
 
 from .axe import AXETarget
-from .build import (INPUT_NAMES, KD_REFERENCE_TARGETS, TARGET_NAMES, TARGET_PROXIES, TARGETS_WITH_INPUTS,
+from .build import (INPUT_NAMES, INPUT_OPTION_NAMES, TARGET_OPTION_NAMES, encode_candidates, proxies_from_settings, KD_REFERENCE_TARGETS, TARGET_NAMES, TARGET_PROXIES, TARGETS_WITH_INPUTS,
                     TargetText, check_target_options, expand_kd_dirs, make_input_proxy, make_target_proxy,
                     read_target_text)
 from .dynamic_kd import DynamicKDTarget, candidate_nll_bits_per_token, candidate_pairwise_bleu
@@ -31,7 +31,8 @@ __all__ = [
     "make_target_proxy", "read_kd_split", "read_target_text", "replace_targets", "sequence_nll",
     "smoothing_term",
     "CMLM_COUNTS", "CMLMFixedInput", "CMLMInput", "GLAT_VARIANTS", "GLATInput", "INPUT_NAMES", "InputBatch",
-    "InputProxy", "TARGETS_WITH_INPUTS", "input_generator", "make_input_proxy",
+    "InputProxy", "INPUT_OPTION_NAMES", "TARGET_OPTION_NAMES", "TARGETS_WITH_INPUTS", "encode_candidates",
+    "proxies_from_settings", "input_generator", "make_input_proxy",
     "fixed_size_subset_log_prob", "hamming_distance", "levenshtein_distance", "log_binomial",
     "log_elementary_symmetric", "sample_fixed_size_subsets",
 ]

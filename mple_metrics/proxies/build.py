@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data import Split, kd_dataset_dirs
 from .axe import AXETarget
-from .dynamic_kd import DynamicKDTarget
+from .dynamic_kd import DynamicKDTarget, candidate_pairwise_bleu
 from .glat import GLAT_VARIANTS, GLATInput
 from .inputs import CMLMFixedInput, CMLMInput, InputProxy
 from .kd import KDTarget, read_kd_split
@@ -109,3 +109,36 @@ def make_input_proxy(name: str, *, cmlm_count: str = "fairseq", glat_anneal_step
     if name == "cmlm-fixed":
         return CMLMFixedInput(train_mask_head=train_mask_head)
     return GLATInput(name, anneal_steps=glat_anneal_steps, train_mask_head=train_mask_head)
+
+
+#: The method options of a training config that ``make_target_proxy`` takes.
+TARGET_OPTION_NAMES: tuple[str, ...] = ("skip_penalty", "pred_length_scale", "oaxe_pretrain_steps", "oaxe_truncate",
+                                        "oaxe_truncate_base", "gamma", "beta", "regularizer")
+#: The method options of a training config that ``make_input_proxy`` takes.
+INPUT_OPTION_NAMES: tuple[str, ...] = ("cmlm_count", "glat_anneal_steps")
+
+
+def proxies_from_settings(settings: Mapping[str, Any], target: str | None = None, input_name: str | None = None, *,
+                          candidates: dict[str, list[list[list[int]]]] | None = None,
+                          pairwise: dict[str, np.ndarray] | None = None, max_positions: int = 256,
+                          train_mask_head: bool = False) -> tuple[TargetProxy, InputProxy]:
+    """The target and input proxies of a training config (``TrainConfig.to_dict()`` or a
+    checkpoint's ``train_config``; options it lacks take their defaults), for ``target`` and
+    ``input_name`` (default: the config's own)."""
+    target = target or settings.get("target", "raw")
+    input_name = input_name or settings.get("input", "vanilla")
+    target_options = {name: settings[name] for name in TARGET_OPTION_NAMES if name in settings}
+    input_options = {name: settings[name] for name in INPUT_OPTION_NAMES if name in settings}
+    return (make_target_proxy(target, candidates=candidates, pairwise=pairwise, max_positions=max_positions,
+                              **target_options),
+            make_input_proxy(input_name, train_mask_head=train_mask_head, **input_options))
+
+
+def encode_candidates(texts: dict[str, list[list[str]]], tokenizer,
+                      cache_dir: str | Path | None = None) -> tuple[dict[str, list[list[list[int]]]],
+                                                                     dict[str, np.ndarray]]:
+    """Dynamic KD's candidates per split: their token ids and their pairwise BLEU (cached in
+    ``cache_dir``), from the candidates' text (``texts[split][sentence][k]``)."""
+    ids = {split: [[tokenizer.encode(text) for text in row] for row in rows] for split, rows in texts.items()}
+    pairwise = {split: candidate_pairwise_bleu(rows, cache_dir=cache_dir) for split, rows in texts.items()}
+    return ids, pairwise

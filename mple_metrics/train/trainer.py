@@ -48,8 +48,8 @@ from ..data import (BatchIterator, EncodedSplit, TokenizerPair, collate, load_da
                     resolve_dataset_path)
 from ..decode import DecodeOptions
 from ..models import ATModel, ModelConfig, NATModel, build_model, teacher_forcing
-from ..proxies import (InputProxy, TargetProxy, candidate_pairwise_bleu, input_generator, make_input_proxy,
-                       make_target_proxy, read_target_text)
+from ..proxies import (InputProxy, TargetProxy, encode_candidates, input_generator, proxies_from_settings,
+                       read_target_text)
 from .checkpoint import (CheckpointError, average_checkpoints, check_state_dict,
                          load_checkpoint, restore_tokenizers, save_checkpoint, tokenizer_files)
 from .fine_tuning import load_initial_weights
@@ -217,22 +217,13 @@ class Trainer:
     def _setup_proxy(self) -> None:
         """The proxy target of the run (``raw`` for an AT) and, for dynamic KD, its candidates."""
         c = self.config
-        candidates: dict[str, list[list[list[int]]]] = {}
-        pairwise = {}
-        cache = Path(c.kd[0]) if c.kd else None
-        for split, (kept, texts) in self._candidate_text.items():
-            rows = [texts[i] for i in kept]
-            pairwise[split] = candidate_pairwise_bleu(rows, cache_dir=cache)
-            candidates[split] = [[self.tokenizers.tgt.encode(text) for text in row] for row in rows]
-        self.proxy: TargetProxy = make_target_proxy(
-            c.target, skip_penalty=c.skip_penalty, pred_length_scale=c.pred_length_scale,
-            oaxe_pretrain_steps=c.oaxe_pretrain_steps, oaxe_truncate=c.oaxe_truncate,
-            oaxe_truncate_base=c.oaxe_truncate_base, gamma=c.gamma, beta=c.beta, regularizer=c.regularizer,
-            candidates=candidates or None, pairwise=pairwise or None,
-            max_positions=self.model_config.max_positions)
-        self.input_proxy: InputProxy = make_input_proxy(
-            c.input, cmlm_count=c.cmlm_count, glat_anneal_steps=c.glat_anneal_steps,
-            train_mask_head=c.mask_head_weight > 0)
+        texts = {split: [rows[i] for i in kept] for split, (kept, rows) in self._candidate_text.items()}
+        candidates, pairwise = encode_candidates(texts, self.tokenizers.tgt, Path(c.kd[0]) if c.kd else None)
+        self.proxy: TargetProxy
+        self.input_proxy: InputProxy
+        self.proxy, self.input_proxy = proxies_from_settings(
+            c.to_dict(), candidates=candidates or None, pairwise=pairwise or None,
+            max_positions=self.model_config.max_positions, train_mask_head=c.mask_head_weight > 0)
         # Dynamic KD scores its proxy on the validation split only where the KD data has it.
         self._proxy_validates = c.target != "dynamic-kd" or "valid" in candidates
         if c.selection_metric == "proxy" and not self._proxy_validates:
