@@ -75,16 +75,7 @@ def load_input_predictor(args: argparse.Namespace, model, tokenizers, device):
     if not args.input_predictor_nat:
         raise ValueError("--decode input-sampling needs --input-predictor-nat CKPT (a vanilla NAT trained with "
                          "the same tokenizer)")
-    from ..models import load_model
-    from ..train import tokenizer_files
-
-    predictor, predictor_tokenizers, payload = load_model(args.input_predictor_nat, device)
-    if predictor.config.kind != "nat":
-        raise ValueError(f"--input-predictor-nat {payload['path']} is an AT; it must be a NAT")
-    if tokenizer_files(predictor_tokenizers) != tokenizer_files(tokenizers):
-        raise ValueError(f"--input-predictor-nat {payload['path']} has another tokenizer than the model; "
-                         f"train both with one (--tokenizer)")
-    return predictor
+    return _load_companion(args.input_predictor_nat, "--input-predictor-nat", "nat", tokenizers, device)
 
 
 def load_reranker(args: argparse.Namespace, model, tokenizers, device):
@@ -95,12 +86,20 @@ def load_reranker(args: argparse.Namespace, model, tokenizers, device):
         raise ValueError("--rerank picks among a NAT's candidates; this checkpoint is an AT")
     if args.length_beam == 1 and args.samples == 1:
         raise ValueError("--rerank needs candidates to choose from: --length-beam > 1 or --samples > 1")
+    return _load_companion(args.rerank, "--rerank", "at", tokenizers, device)
+
+
+def _load_companion(path, option: str, kind: str, tokenizers, device):
+    """A second model that decoding uses beside the checkpoint (the input predictor's NAT, the NPD
+    reranker): of model ``kind`` and with the checkpoint's tokenizer, else a ValueError naming ``option``."""
     from ..models import load_model
     from ..train import tokenizer_files
 
-    at, at_tokenizers, payload = load_model(args.rerank, device)
-    if at.config.kind != "at":
-        raise ValueError(f"--rerank {payload['path']} is a NAT; it must be an AT")
-    if tokenizer_files(at_tokenizers) != tokenizer_files(tokenizers):
-        raise ValueError(f"--rerank {payload['path']} has another tokenizer than the model; train both with one")
-    return at
+    model, model_tokenizers, payload = load_model(path, device)
+    names = {"nat": "a NAT", "at": "an AT"}
+    if model.config.kind != kind:
+        raise ValueError(f"{option} {payload['path']} is {names[model.config.kind]}; it must be {names[kind]}")
+    if tokenizer_files(model_tokenizers) != tokenizer_files(tokenizers):
+        raise ValueError(f"{option} {payload['path']} has another tokenizer than the model; train both with one "
+                         f"(--tokenizer)")
+    return model

@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..proxies import INPUT_NAMES, TARGET_NAMES
 from . import argument_types
 
 
@@ -26,10 +27,10 @@ def register_mple(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nat", required=True, type=argument_types.existing_path, help="NAT run or checkpoint")
     p.add_argument("--data", default="bundled", help="dataset directory or 'bundled' (default)")
     p.add_argument("--split", default="valid", help="split with extra references (default: valid)")
-    p.add_argument("--target", default=None, choices=("raw", "kd", "axe", "oaxe", "dynamic-kd"),
+    p.add_argument("--target", default=None, choices=TARGET_NAMES,
                    help="proxy target to score (default: the checkpoint's)")
     p.add_argument("--input", default=None,
-                   choices=("vanilla", "cmlm", "cmlm-fixed", "glat", "glat-lev", "glat-pref", "glat-1-pref"),
+                   choices=INPUT_NAMES,
                    help="proxy input to score (default: the checkpoint's)")
     p.add_argument("--kd", action="append", default=None, metavar="DIR",
                    help="KD data for --target kd/dynamic-kd (default: the checkpoint's)")

@@ -19,7 +19,8 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from ..train import TrainConfig
+from ..proxies import CMLM_COUNTS, INPUT_NAMES, TARGET_NAMES, TRUNCATE_BASES
+from ..train import LR_SCHEDULES, SELECT_METRICS, TrainConfig
 from . import argument_types
 
 _DEFAULTS = TrainConfig()
@@ -70,16 +71,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        ("max_positions", int)):
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name),
                        help=f"(default: {getattr(d, name)})")
-    p.add_argument("--lr-schedule", choices=("inverse-sqrt", "constant"), default=d.lr_schedule,
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
                    help="after the warmup: inverse square root decay (default) or constant --lr")
-    p.add_argument("--select-metric", choices=("auto", "nll", "proxy", "bleu"), default=d.select_metric,
+    p.add_argument("--select-metric", choices=SELECT_METRICS, default=d.select_metric,
                    help="what picks best.pt and stops early: reference NLL, the proxy target's loss on "
                         "the validation split, or BLEU; auto (default) = nll for --target raw, else proxy")
     p.add_argument("--init-from", default=None, type=argument_types.existing_path, metavar="CKPT",
                    help="start from this checkpoint's weights (file or run directory; same architecture, "
                         "its tokenizer; fresh optimizer and schedule): fine-tuning")
     g = p.add_argument_group("proxy targets (NAT; docs/proxies.md)")
-    g.add_argument("--target", choices=("raw", "kd", "axe", "oaxe", "dynamic-kd"), default=d.target,
+    g.add_argument("--target", choices=TARGET_NAMES, default=d.target,
                    help="how the training target T is chosen (default: raw)")
     g.add_argument("--kd", action="append", default=[], metavar="DIR",
                    help="mple distill output: the KD data of --target kd (or the reference of axe/oaxe); "
@@ -92,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="OaXE: updates of MLE before switching to OaXE (default 0: use --init-from)")
     g.add_argument("--oaxe-truncate", type=float, default=None, metavar="P",
                    help="OaXE: drop assigned terms of probability below P")
-    g.add_argument("--oaxe-truncate-base", choices=("loss", "public-code"), default=d.oaxe_truncate_base,
+    g.add_argument("--oaxe-truncate-base", choices=TRUNCATE_BASES, default=d.oaxe_truncate_base,
                    help="OaXE: compare log P < ln P (loss, default) or as the public code does (-log2 P "
                         "against a natural-log NLL)")
     g.add_argument("--gamma", type=float, nargs="+", default=None,
@@ -102,9 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--no-regularizer", dest="regularizer", action="store_false",
                    help="dynamic KD: choose T = argmin L_NAT only (the ablation of Table 9)")
     g = p.add_argument_group("proxy inputs (NAT; docs/proxies.md)")
-    g.add_argument("--input", choices=("vanilla", "cmlm", "cmlm-fixed", "glat", "glat-lev", "glat-pref", "glat-1-pref"),
+    g.add_argument("--input", choices=INPUT_NAMES,
                    default=d.input, help="how much of the target the decoder is shown (default: vanilla)")
-    g.add_argument("--cmlm-count", choices=("fairseq", "paper"), default=d.cmlm_count,
+    g.add_argument("--cmlm-count", choices=CMLM_COUNTS, default=d.cmlm_count,
                    help="CMLM: hidden count uniform on 1..L (fairseq, default) or l = round(lambda L) "
                         "revealed (the paper's Appendix E.6)")
     g.add_argument("--glat-anneal-steps", type=int, default=d.glat_anneal_steps,
