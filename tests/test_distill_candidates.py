@@ -23,6 +23,7 @@ from mple_metrics.data import Split, kd_dataset_dirs, load_dataset, read_candida
 from mple_metrics.decode import DecodeOptions
 from mple_metrics.decode.distill import DistillMismatchError, distill, file_sha256
 from mple_metrics.train import Trainer, load_checkpoint, save_checkpoint
+from test_distill_resume import Counter
 from test_train import tiny_config, tiny_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -83,20 +84,6 @@ def candidate_dir(trained) -> Path:
 def _files(directory: Path) -> dict[str, bytes]:
     return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*"))
             if path.is_file()}
-
-
-class Counter:
-    """Counts translate_encoded calls (one per chunk decoded); interrupts the call number ``fail``."""
-
-    def __init__(self, monkeypatch, fail: int | None = None) -> None:
-        self.calls, self.fail, self.real = 0, fail, distill_module.translate_encoded
-        monkeypatch.setattr(distill_module, "translate_encoded", self)
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.fail:
-            raise KeyboardInterrupt
-        return self.real(*args, **kwargs)
 
 
 def test_several_teachers_make_a_candidate_directory_of_single_teacher_datasets(trained, single, candidate_dir,

@@ -374,12 +374,20 @@ def test_ddp_matches_one_process_for_proxies(workspace, tmp_path, target):
              join=True)
     Trainer(_proxy_config(workspace, tmp_path / "single", target, dropout=0.0, max_steps=4, valid_every_steps=0,
                           update_freq=2)).train()
-    curves = [[json.loads(x)["loss_bits_per_token"] for x in (tmp_path / r / "train.jsonl").read_text().splitlines()]
-              for r in ("ddp", "single")]
-    assert len(curves[0]) == 4
+    a = _params(tmp_path / "ddp" / "last.pt")
+    assert_runs_agree(tmp_path / "ddp", tmp_path / "single", 4,
+                      ("out_proj.weight", "length_head.weight") if "out_proj.weight" in a else list(a)[:3])
+
+
+def assert_runs_agree(first: Path, second: Path, updates: int, keys) -> None:
+    """Two run directories logged the same ``updates`` loss values (to float tolerance) and end
+    with the same parameters ``keys``: the check of 2-process DDP against 1 process."""
+    curves = [[json.loads(x)["loss_bits_per_token"] for x in (run / "train.jsonl").read_text().splitlines()]
+              for run in (first, second)]
+    assert len(curves[0]) == updates
     torch.testing.assert_close(torch.tensor(curves[0]), torch.tensor(curves[1]), rtol=1e-5, atol=1e-6)
-    a, b = _params(tmp_path / "ddp" / "last.pt"), _params(tmp_path / "single" / "last.pt")
-    for key in ("out_proj.weight", "length_head.weight") if "out_proj.weight" in a else list(a)[:3]:
+    a, b = _params(first / "last.pt"), _params(second / "last.pt")
+    for key in keys:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
