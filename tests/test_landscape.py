@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mple_metrics.cli import main
@@ -20,6 +19,7 @@ from mple_metrics.landscape import (Landscape, LandscapeSettings, Metric, Plane,
 from mple_metrics.models import CheckpointError, build_model, load_checkpoint
 from mple_metrics.train import Trainer
 from mple_metrics.train.distributed import DistributedContext
+from gloo_workers import run_gloo_worker
 from test_train import tiny_config, tiny_dataset
 
 # Tiny models run fastest on one thread, above all on a loaded machine (no OpenMP spinning).
@@ -189,14 +189,12 @@ def test_kill_and_resume_computes_only_the_missing_cells(runs, tmp_path):
         evaluate_grid(plane, model, metrics, a[:3], b, tmp_path, progress=False, meta={"settings": {"k": 1}})
 
 
+def _landscape(context: DistributedContext, settings: dict) -> None:
+    run_landscape(LandscapeSettings(**settings), context)
+
+
 def _worker(rank: int, world_size: int, store: str, settings: dict) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
-    try:
-        context = DistributedContext(rank=rank, world_size=world_size, local_rank=rank, device=torch.device("cpu"))
-        run_landscape(LandscapeSettings(**settings), context)
-    finally:
-        dist.destroy_process_group()
+    run_gloo_worker(rank, world_size, store, _landscape, settings)
 
 
 def test_two_processes_equal_one(runs, tmp_path):

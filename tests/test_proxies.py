@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import sacrebleu
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mple_metrics.data import BLANK_ID, Batch, EncodedSplit, Split, collate, load_dataset, write_split
@@ -23,6 +22,7 @@ from mple_metrics.proxies import (AXETarget, DynamicKDTarget, KDTarget, OaXETarg
                                   read_target_text, sequence_nll)
 from mple_metrics.train import CheckpointError, Trainer, TrainConfig, load_checkpoint
 from mple_metrics.train.distributed import DistributedContext
+from gloo_workers import run_gloo_worker
 from test_train import WORDS, tiny_config, tiny_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -357,15 +357,13 @@ def test_resume_equals_uninterrupted_for_every_proxy(workspace, tmp_path, target
                    for r in records)
 
 
+def _ddp_train(context: DistributedContext, workspace: dict, out: str, target: str) -> None:
+    Trainer(_proxy_config(workspace, Path(out), target, dropout=0.0, max_steps=4, valid_every_steps=0),
+            context).train()
+
+
 def _ddp_worker(rank: int, world_size: int, store: str, workspace: dict, out: str, target: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
-    try:
-        context = DistributedContext(rank=rank, world_size=world_size, local_rank=rank, device=torch.device("cpu"))
-        Trainer(_proxy_config(workspace, Path(out), target, dropout=0.0, max_steps=4, valid_every_steps=0),
-                context).train()
-    finally:
-        dist.destroy_process_group()
+    run_gloo_worker(rank, world_size, store, _ddp_train, workspace, out, target)
 
 
 @pytest.mark.parametrize("target", ["axe", "oaxe", "dynamic-kd"])

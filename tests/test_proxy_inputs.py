@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mple_metrics.data import EncodedSplit, collate
@@ -20,6 +19,7 @@ from mple_metrics.proxies import (GLATInput, INPUT_NAMES, InputBatch, RawTarget,
                                   sequence_nll)
 from mple_metrics.train import TrainConfig, Trainer, load_checkpoint, mask_head_loss
 from mple_metrics.train.distributed import DistributedContext
+from gloo_workers import run_gloo_worker
 from test_proxies import assert_runs_agree
 from test_train import tiny_config, tiny_dataset
 
@@ -218,14 +218,12 @@ def test_glat_keeps_the_annealing_span_it_started_with(data_dir, tmp_path):
     assert resumed.progress.planned_updates == 4 and resumed.input_proxy.total_updates == 4
 
 
+def _ddp_train(context: DistributedContext, data: str, out: str, name: str) -> None:
+    Trainer(_config(Path(data), Path(out), name, dropout=0.0, max_steps=4, valid_every_steps=0), context).train()
+
+
 def _ddp_worker(rank: int, world_size: int, store: str, data: str, out: str, name: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
-    try:
-        context = DistributedContext(rank=rank, world_size=world_size, local_rank=rank, device=torch.device("cpu"))
-        Trainer(_config(Path(data), Path(out), name, dropout=0.0, max_steps=4, valid_every_steps=0), context).train()
-    finally:
-        dist.destroy_process_group()
+    run_gloo_worker(rank, world_size, store, _ddp_train, data, out, name)
 
 
 @pytest.mark.parametrize("name", ["cmlm", "glat"])

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from mple_metrics.train import Trainer, load_checkpoint
 from mple_metrics.train.distributed import DistributedContext
+from gloo_workers import run_gloo_worker
 from test_train import tiny_config, tiny_dataset
 
 
@@ -20,15 +20,13 @@ from test_train import tiny_config, tiny_dataset
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def _train(context: DistributedContext, data: str, out: str, model: str) -> None:
+    Trainer(tiny_config(Path(data), Path(out), model=model, dropout=0.0, max_steps=5, valid_every_steps=0),
+            context).train()
+
+
 def _worker(rank: int, world_size: int, store: str, data: str, out: str, model: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
-    try:
-        context = DistributedContext(rank=rank, world_size=world_size, local_rank=rank, device=torch.device("cpu"))
-        Trainer(tiny_config(Path(data), Path(out), model=model, dropout=0.0, max_steps=5, valid_every_steps=0),
-                context).train()
-    finally:
-        dist.destroy_process_group()
+    run_gloo_worker(rank, world_size, store, _train, data, out, model)
 
 
 def test_two_process_ddp_matches_single_process_with_the_same_global_batch(tmp_path):
