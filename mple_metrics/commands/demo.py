@@ -1,54 +1,42 @@
-"""``mple demo``: the main job on the bundled corpus.
+"""``mple demo``: the paper's main results in miniature on the bundled corpus.
 
-For now it measures how much three human English translations of the bundled test split agree
-(King James, World English Bible, American Standard Version): corpus BLEU of each against the other
-two, checked against sacrebleu, and the mean pairwise sentence BLEU matrix that dynamic KD uses to
-compare candidates (Eq. 21).  All scores come from the compiled kernels.
+Trains tiny models on a sample of the bundled corpus and writes, in a resumable work directory
+(``demo_out/``): Table 1 (C and ΔBLEU on the corpus and its Synthetic A and B versions), Table 2
+and Figure 5 (proxy targets: raw, KD, AXE, OaXE; L_NAT, L_target, L_MPLE, BLEU, their correlation),
+Figure 1 (the landscape through an MLE NAT and its MLE and GLAT + KD fine-tunes), and
+``report.md``/``report.json`` with the paper's numbers beside them.  ``--full`` adds Table 3 (proxy
+inputs, Input Sampling, L_input) and dynamic KD; ``--smoke`` runs every step on a few hundred
+sentences in about a minute (a check of the pipeline, not a result).  A second run in the same
+directory reuses what is done.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import sacrebleu
-
-from .. import build_info
-from ..data import bundled_corpus, load_dataset
-from ..metrics import BLEU
-from ..ops import pairwise_bleu
-
-VERSIONS = ("KJV", "WEB", "ASV")
+from . import argument_types
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="run the demonstration job on the bundled corpus",
+    p = subparsers.add_parser("demo", help="reproduce the paper's main results in miniature (make demo)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--split", default="test", choices=("valid", "test"))
+    p.add_argument("--out", default="demo_out", type=argument_types.output_dir,
+                   help="work directory, resumable (default: demo_out)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", action="store_true", help="every step on a few hundred sentences (~1 minute)")
+    mode.add_argument("--full", action="store_true", help="add Table 3 and dynamic KD (larger budget)")
+    p.add_argument("--budget-minutes", type=argument_types.positive_float, default=None,
+                   help="scale the sample and epoch caps to this budget (default: 25, --full 90)")
+    p.add_argument("--size", choices=("tiny", "small", "base"), default="tiny", help="model size (default: tiny)")
+    p.add_argument("--device", type=argument_types.device, default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(f"mple_metrics build: {build_info()}")
-    split = load_dataset(bundled_corpus(), splits=(args.split,))[args.split]
-    versions = list(zip(*[row[:3] for row in split.refs]))  # KJV (target), WEB (ref1), ASV (ref2)
-    print(f"bundled corpus, {args.split} split: {len(split)} verses, English versions {', '.join(VERSIONS)}")
+    from ..demo import make_plan, run_demo
 
-    metric = BLEU(tokenize="13a")
-    print("\ncorpus BLEU (0-100) of each version against the other two as references:")
-    for k, name in enumerate(VERSIONS):
-        others = [j for j in range(3) if j != k]
-        refs = [[versions[j][i] for j in others] for i in range(len(split))]
-        ours = metric.corpus_score(list(versions[k]), refs)
-        theirs = sacrebleu.corpus_bleu(list(versions[k]), [list(versions[j]) for j in others])
-        print(f"  {name}: {ours}")
-        print(f"       sacrebleu on the same text: {theirs.score:.6f} "
-              f"(difference {abs(theirs.score - ours.score):.1e})")
-
-    # Pairwise sentence BLEU among the three versions of every verse, on 13a tokens mapped to ids.
-    ids = [[metric.token_ids(versions[k][i]) for k in range(3)] for i in range(len(split))]
-    matrix = pairwise_bleu(ids).mean(dim=0)
-    print("\nmean pairwise sentence BLEU (0-100), row = hypothesis, column = reference:")
-    print("        " + "".join(f"{name:>8s}" for name in VERSIONS))
-    for k, name in enumerate(VERSIONS):
-        print(f"  {name:6s}" + "".join(f"{float(v):8.2f}" for v in matrix[k]))
+    mode = "smoke" if args.smoke else "full" if args.full else "default"
+    plan = make_plan(mode, budget_minutes=args.budget_minutes, size=args.size, device=args.device, quiet=args.quiet)
+    run_demo(args.out, plan)
     return 0

@@ -1,0 +1,62 @@
+"""The demo's work directory: where each step's runs live and its result is kept.
+
+A step's result is ``OUT/results/<step>.json``, written atomically when the step finishes, with the
+plan it was computed under and its wall time.  A rerun of the demo reuses every result whose plan
+matches (and recomputes nothing); a step that was killed resumes through its own runs (trainings,
+distillation and landscape grids resume by themselves).  A work directory that holds results of
+another plan is refused: mixing them would report numbers that no single plan produced.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..atomic_write import atomic_write_text
+from ..estimators.total_correlation import json_ready
+from .plan import DemoPlan
+
+PLAN_FILE = "plan.json"
+
+
+class Workspace:
+    """``out`` (made absolute) for ``plan``; ``echo`` prints a line unless the plan is quiet."""
+
+    def __init__(self, out: str | Path, plan: DemoPlan) -> None:
+        self.out = Path(out).resolve()
+        self.plan = plan
+        self.out.mkdir(parents=True, exist_ok=True)
+        saved = self.out / PLAN_FILE
+        identity = json_ready(plan.identity())
+        if saved.is_file():
+            previous = json.loads(saved.read_text(encoding="utf-8"))
+            if previous != identity:
+                changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
+                raise ValueError(f"--out {self.out} holds a demo run with other settings ({', '.join(changed)}); "
+                                 f"use another --out or remove it")
+        else:
+            atomic_write_text(saved, json.dumps(identity, indent=1) + "\n")
+
+    def path(self, *parts: str) -> Path:
+        return self.out.joinpath(*parts)
+
+    def echo(self, line: str) -> None:
+        if not self.plan.quiet:
+            print(line, flush=True)
+
+    def step(self, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The result of step ``name``: read back if it was computed, else computed, timed and kept."""
+        path = self.path("results", f"{name}.json")
+        if path.is_file():
+            result = json.loads(path.read_text(encoding="utf-8"))
+            result["reused"] = True
+            return result
+        start = time.perf_counter()
+        result = json_ready(compute())
+        result["seconds"] = time.perf_counter() - start
+        atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+        result["reused"] = False
+        return result

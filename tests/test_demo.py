@@ -1,0 +1,123 @@
+"""``mple demo``: the smoke mode runs every step (so the demo cannot rot), its report holds what the
+steps computed, a rerun recomputes nothing, and bad input is refused with one line."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mple_metrics.cli import main
+from mple_metrics.demo import make_plan
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo_out"
+    start = time.perf_counter()
+    assert main(["demo", "--smoke", "--quiet", "--out", str(out)]) == 0
+    return out, time.perf_counter() - start
+
+
+def test_smoke_writes_every_table_figure_and_the_report(smoke):
+    out, _ = smoke
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["results"]) == {"table1", "kd", "table2", "figure1", "table3", "dynamic_kd"}
+    for figure in ("figures/figure5_l_nat_vs_c.png", "figures/table2_mple_vs_bleu.png",
+                   "figure1/landscape/landscape.png", "figures/table3_mple_vs_sample_bleu.png"):
+        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
+    markdown = (out / "report.md").read_text()
+    for heading in ("## Table 1", "## Table 2", "## Figure 1", "## Table 3", "## Dynamic KD", "## Commands"):
+        assert heading in markdown
+    assert "bits per target token" in markdown and "mple estimate tc --data data/bundled" in markdown
+    assert {"c_ordering", "kd_lowers_l_nat_below_c", "r_mple_bleu", "table3_r", "dynamic_kd"} <= set(report["findings"])
+    assert report["wall_seconds"] > 0 and set(report["step_seconds"]) == set(report["results"])
+
+
+def test_report_numbers_are_the_estimators_outputs(smoke):
+    """Table 1 is tc.json of each estimate; Table 2's r is Pearson's r of the metric files' L_MPLE and
+    BLEU, recomputed here with numpy; every reported estimate says whether it converged."""
+    out, _ = smoke
+    report = json.loads((out / "report.json").read_text())
+    for row in report["results"]["table1"]["rows"]:
+        tc = json.loads((out / row["tc_json"]).read_text())
+        assert row["c_bits_per_token"] == tc["c_bits_per_token"]
+        assert isinstance(row["converged"], bool)
+        low, high = row["ci95_bits_per_token"]
+        assert low <= row["c_bits_per_token"] <= high
+    table2 = report["results"]["table2"]
+    rows = [json.loads((out / path).read_text()) for path in table2["metrics"].values()]
+    assert [r["method"] for r in rows] == ["raw", "kd", "kd+axe(tau=1)", "kd+axe(tau=5)", "kd+axe(tau=10)", "kd+oaxe"]
+    for r in rows:
+        assert r["l_mple"] == pytest.approx(r["l_nat_bits_per_token"] + r["l_input_bits_per_token"] + r["l_target"])
+    x = np.array([r["l_mple"] for r in rows])
+    y = np.array([r["bleu_default"] for r in rows])
+    assert table2["correlation"]["pearson_r"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
+    c = report["results"]["table1"]["rows"][0]
+    assert report["findings"]["kd_lowers_l_nat_below_c"]["c_bits_per_token"] == c["c_bits_per_token"]
+    landscape = report["results"]["figure1"]["landscape"]
+    assert [p["label"] for p in landscape["checkpoints"]] == ["θ0 (mle-nat)", "θ1 (mle-fine-tuned)",
+                                                            "θ2 (glat-kd-fine-tuned)"]
+
+
+def test_a_second_run_reuses_every_step(smoke, capsys):
+    out, first = smoke
+    before = {p: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
+    start = time.perf_counter()
+    assert main(["demo", "--smoke", "--out", str(out)]) == 0
+    again = time.perf_counter() - start
+    printed = capsys.readouterr().out
+    assert printed.count("(reused from an earlier run)") == 6 and "Table 2 (test split" in printed
+    assert {p: p.stat().st_mtime_ns for p in (out / "results").iterdir()} == before
+    assert again < first / 2, (again, first)
+
+
+def test_a_work_directory_of_another_plan_is_refused(smoke, capsys):
+    out, _ = smoke
+    assert main(["demo", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "holds a demo run with other settings" in error[0] and "mode" in error[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budget-minutes", "0"], "--budget-minutes"),
+    (["--budget-minutes", "nan"], "--budget-minutes"),
+    (["--smoke", "--full"], "not allowed with argument"),
+    (["--size", "huge"], "--size"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--out", str(tmp_path / "x"), *argv])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0]
+
+
+def test_budget_scales_the_sample_and_epochs_and_is_recorded():
+    default = make_plan("default")
+    larger = make_plan("default", budget_minutes=4 * default.budget_minutes)
+    assert larger.corpus.train_sentences == 2 * default.corpus.train_sentences
+    assert larger.max_epochs == 2 * default.max_epochs
+    assert make_plan("full").full and not default.full
+    with pytest.raises(ValueError, match="mode must be one of"):
+        make_plan("huge")
+
+
+def test_a_step_killed_before_its_result_was_kept_is_recomputed_to_the_same_numbers(smoke):
+    """A kill after some of Table 2's metric files were written: the rerun keeps those, recomputes
+    the missing one from the finished training run, and the step's numbers come out the same."""
+    out, _ = smoke
+    before = json.loads((out / "results" / "table2.json").read_text())
+    oaxe = json.loads((out / "metrics" / "kd+oaxe.json").read_text())
+    (out / "results" / "table2.json").unlink()
+    (out / "metrics" / "kd+oaxe.json").unlink()
+    assert main(["demo", "--smoke", "--quiet", "--out", str(out)]) == 0
+    after = json.loads((out / "results" / "table2.json").read_text())
+    again = json.loads((out / "metrics" / "kd+oaxe.json").read_text())
+    assert again["l_nat_bits_per_token"] == oaxe["l_nat_bits_per_token"] and again["l_mple"] == oaxe["l_mple"]
+    assert after["correlation"]["pearson_r"] == pytest.approx(before["correlation"]["pearson_r"], abs=1e-12)
