@@ -27,7 +27,7 @@ class CorpusPlan:
     """How many sentences of which length the demo samples from each bundled split."""
 
     max_words: int = 16
-    train_sentences: int = 2500
+    train_sentences: int = 3500
     valid_sentences: int = 400
     test_sentences: int = 600
     seed: int = 1909

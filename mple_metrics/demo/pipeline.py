@@ -42,24 +42,24 @@ def _commands(ws: Workspace, done: dict[str, dict[str, Any]]) -> list[str]:
                                                ("table1/bundled/tc.json", "figures/figure5_l_nat_vs_c.png")))
     if "figure1" in done:
         lines.append("# Figure 1")
-        base = steps.mle_nat(ws)
-        lines.append(recipes.train_command(steps.fine_tune(ws, base, "ft-mle", plan.fine_tune_epochs), root))
-        lines.append(recipes.train_command(steps.fine_tune(ws, base, "ft-glat-kd", plan.fine_tune_epochs, target="kd",
-                                                           kd=[str(steps.kd_dir(ws))], input="glat"), root))
+        lines += [recipes.train_command(config, root) for config in steps.figure1_configs(ws).values()]
         lines.append(recipes.landscape_command([rel(steps.mle_nat(ws) / "best.pt"), "nat/ft-mle/best.pt",
                                                 "nat/ft-glat-kd/best.pt"], data, "figure1/landscape",
                                                plan.landscape_grid, plan.landscape_margin, plan.landscape_sentences))
     if "table3" in done:
-        lines.append("# Table 3 (--full)")
-        for name in steps.TABLE3_INPUTS:
-            config = steps.derived_config(ws, steps.mle_nat(ws), f"kd-{name}", target="kd", kd=[str(steps.kd_dir(ws))],
-                                          input=name)
+        lines.append("# Table 3 (--full): the input predictor's frozen vanilla NAT is nat/kd")
+        for name, config in steps.table3_configs(ws).items():
             lines.append(recipes.train_command(config, root))
             lines.append(recipes.mple_command(plan, rel(config.out), data, f"metrics/{name}+kd.json", "nat/kd"))
     if "dynamic_kd" in done:
-        lines.append("# Dynamic KD (--full): a second teacher, candidates, two NATs")
-        lines.append(recipes.distill_command(plan, [rel(steps.teacher(ws)), "teachers/at-narrow"], data,
-                                             "kd-candidates", ["at-tiny", "at-narrow"]))
+        lines.append("# Dynamic KD (--full): a second teacher, the candidates, a NAT with and without the regulariser")
+        second = steps.second_teacher_config(ws)
+        lines.append(recipes.train_command(second, root))
+        lines.append(recipes.distill_command(plan, [rel(steps.teacher(ws)), rel(second.out)], data,
+                                             rel(steps.candidates_dir(ws)), list(steps.CANDIDATE_NAMES)))
+        for name, config in steps.dynamic_kd_configs(ws).items():
+            lines.append(recipes.train_command(config, root))
+            lines.append(recipes.mple_command(plan, rel(config.out), data, f"metrics/{name}.json"))
     return lines
 
 

@@ -40,7 +40,10 @@ class DemoPlan:
     tokenizer_kind: str = "spm"
     vocab_size: int = 1000
     max_tokens: int = 1024          # tokens per batch: small models on a CPU gain little from smaller ones
-    max_epochs: int = 10            # cap of every model trained from scratch (early stopping decides)
+    max_epochs: int = 8             # cap of every model trained from scratch (early stopping decides)
+    # Peak learning rate of the models trained from scratch: above the estimator's default for tiny
+    # models (2e-3), which would leave them much further from converged within minutes.
+    lr: float = 5e-3
     patience: int = 2
     oaxe_epochs: int = 3            # OaXE fine-tunes the KD NAT (Appendix G)
     fine_tune_epochs: int = 2       # Figure 1's two fine-tunes of the MLE NAT

@@ -62,7 +62,7 @@ def train_command(config: TrainConfig, root: Path) -> str:
 
 def tc_command(plan: DemoPlan, data: str, out: str) -> str:
     words = ["mple", "estimate", "tc", "--data", data, "--out", out, "--split", "test", "--tokenizer-kind",
-             plan.tokenizer_kind, "--vocab-size", str(plan.vocab_size), "--size", plan.size, "--max-tokens", str(plan.max_tokens), "--max-epochs",
+             plan.tokenizer_kind, "--vocab-size", str(plan.vocab_size), "--size", plan.size, "--max-tokens", str(plan.max_tokens), "--lr", f"{plan.lr:g}", "--max-epochs",
              str(plan.max_epochs), "--patience", str(plan.patience), "--at-beam", str(plan.at_beam),
              "--resamples", str(plan.n_resamples)]
     if plan.max_steps:

@@ -257,7 +257,8 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
              f"sentences (seed {corpus['seed']}); valid and test keep their three English references (KJV, WEB, ASV). "
              f"Synthetic A and B (Appendix B) are built from the sample's English side.",
              f"- **Models**: `{plan['size']}` Transformers, one {plan['tokenizer_kind']} tokenizer of {plan['vocab_size']} "
-             f"pieces per dataset, trained by plain MLE (no label smoothing) on `{plan['device']}`, at most "
+             f"pieces per dataset, trained by plain MLE (no label smoothing) on `{plan['device']}`, batches of "
+             f"{plan['max_tokens']} tokens, peak learning rate {plan['lr']:g}, at most "
              f"{plan['max_epochs']} epochs, early-stopped on the valid split (patience {plan['patience']})"
              + (f", at most {plan['max_steps']} updates" if plan["max_steps"] else "") + ".",
              f"- **Shared work**: Table 1's MLE NAT is Table 2's raw row and Figure 1's θ0; Table 1's AT is the KD "
@@ -269,7 +270,7 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
              f"minutes per step, as first computed); this invocation took {report['wall_seconds'] / 60:.1f} minutes.",
              f"- **Machine**: {report['machine']['platform']}, {report['machine']['cpus']} CPUs, "
              f"{report['machine']['torch_threads']} torch threads, GPU: {report['machine']['cuda'] or 'none'}.",
-             f"- **Versions**: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if k != "build") + ".",
+             "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if k != "build") + ".",
              ""]
     if "table1" in results:
         header, rows = table1_rows(results["table1"])

@@ -46,7 +46,7 @@ def tc_settings(ws: Workspace, name: str) -> TCTrainingSettings:
     plan = ws.plan
     return TCTrainingSettings(data=str(datasets(ws)[name]), out=str(ws.path("table1", name)),
                               tokenizer_kind=plan.tokenizer_kind, vocab_size=plan.vocab_size, size=plan.size,
-                              max_tokens=plan.max_tokens, max_epochs=plan.max_epochs, budget_steps=plan.max_steps, patience=plan.patience,
+                              max_tokens=plan.max_tokens, lr=plan.lr, max_epochs=plan.max_epochs, budget_steps=plan.max_steps, patience=plan.patience,
                               device=plan.device, quiet=plan.quiet)
 
 
@@ -170,14 +170,18 @@ def table2(ws: Workspace, c_bits_per_token: float, c_ci95: list[float] | None) -
 
 
 # ----------------------------------------------------------------------------- Figure 1
+def figure1_configs(ws: Workspace) -> dict[str, TrainConfig]:
+    """θ1 and θ2: the MLE NAT fine-tuned with MLE and with GLAT + KD."""
+    base, epochs = mle_nat(ws), ws.plan.fine_tune_epochs
+    return {"mle": fine_tune(ws, base, "ft-mle", epochs),
+            "glat+kd": fine_tune(ws, base, "ft-glat-kd", epochs, target="kd", kd=[str(kd_dir(ws))], input="glat")}
+
+
 def figure1(ws: Workspace) -> dict[str, Any]:
     """The landscape through θ0 (MLE NAT), θ1 (θ0 fine-tuned with MLE) and θ2 (θ0 fine-tuned with
     GLAT + KD), in NLL of the raw references and BLEU on the valid split."""
     base = mle_nat(ws)
-    epochs = ws.plan.fine_tune_epochs
-    runs = {"mle": train_run(ws, fine_tune(ws, base, "ft-mle", epochs)),
-            "glat+kd": train_run(ws, fine_tune(ws, base, "ft-glat-kd", epochs, target="kd", kd=[str(kd_dir(ws))],
-                                               input="glat"))}
+    runs = {name: train_run(ws, config) for name, config in figure1_configs(ws).items()}
     # Labelled links, so the figure names the points by what they are.
     links = ws.path("figure1", "checkpoints")
     links.mkdir(parents=True, exist_ok=True)
@@ -199,47 +203,67 @@ def figure1(ws: Workspace) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- full: Table 3
+def table3_configs(ws: Workspace) -> dict[str, TrainConfig]:
+    """A NAT per proxy input of Table 3, on KD targets, with the raw NAT's schedule."""
+    return {name: derived_config(ws, mle_nat(ws), f"kd-{name}", target="kd", kd=[str(kd_dir(ws))], input=name)
+            for name in TABLE3_INPUTS}
+
+
 def table3(ws: Workspace) -> dict[str, Any]:
     """KD targets with each proxy input: L_input, L_NAT, L_MPLE, BLEU by Input Sampling and by
     default decoding; the frozen vanilla NAT of the input predictor is the KD NAT."""
-    kd = [str(kd_dir(ws))]
     predictor = ws.path("nat", "kd")
     runs, names = {}, ["kd"]
     metrics_of(ws, predictor, "kd")
-    for name in TABLE3_INPUTS:
-        config = derived_config(ws, mle_nat(ws), f"kd-{name}", target="kd", kd=kd, input=name)
+    for name, config in table3_configs(ws).items():
         runs[name] = train_run(ws, config)
         ws.echo(f"  proxy metrics of {name}+kd (L_input with the KD NAT as input predictor)")
         metrics_of(ws, Path(config.out), f"{name}+kd", input_predictor=predictor)
         names.append(f"{name}+kd")
     # The vanilla row has no input to sample: its Input Sampling BLEU is its default BLEU.
     vanilla = json.loads(ws.path("metrics", "kd.json").read_text(encoding="utf-8"))
-    if vanilla.get("bleu_sample") is None:
-        vanilla["bleu_sample"] = vanilla["bleu_default"]
-        atomic_write_text(ws.path("metrics", "kd-as-vanilla.json"), json.dumps(vanilla, indent=1) + "\n")
-    names_sample = ["kd-as-vanilla", *names[1:]]
+    vanilla.update(method="vanilla+kd", bleu_sample=vanilla["bleu_default"])
+    atomic_write_text(ws.path("metrics", "vanilla+kd.json"), json.dumps(vanilla, indent=1) + "\n")
+    names = ["vanilla+kd", *names[1:]]
     return {"methods": names, "runs": runs,
-            "correlation_sample": correlation_of(ws, names_sample, "sample", "table3_mple_vs_sample_bleu.png"),
-            "correlation_default": correlation_of(ws, names_sample, "default", "table3_mple_vs_default_bleu.png")}
+            "correlation_sample": correlation_of(ws, names, "sample", "table3_mple_vs_sample_bleu.png"),
+            "correlation_default": correlation_of(ws, names, "default", "table3_mple_vs_default_bleu.png")}
 
 
 # ----------------------------------------------------------------------------- full: dynamic KD
+CANDIDATE_NAMES: tuple[str, ...] = ("at-tiny", "at-narrow")
+
+
+def candidates_dir(ws: Workspace) -> Path:
+    return ws.path("kd-candidates")
+
+
+def second_teacher_config(ws: Workspace) -> TrainConfig:
+    """Table 1's AT settings with a narrower model (the plan's ``second_teacher`` overrides)."""
+    values = TrainConfig.load_json(teacher(ws) / "config.json").to_dict()
+    values.update(out=str(ws.path("teachers", "at-narrow")), resume=False, model_overrides=dict(ws.plan.second_teacher))
+    return TrainConfig.from_dict(values)
+
+
+def dynamic_kd_configs(ws: Workspace) -> dict[str, TrainConfig]:
+    """Dynamic KD on the candidate directory, with and without the regulariser L'_target."""
+    return {name: derived_config(ws, mle_nat(ws), run, target="dynamic-kd", kd=[str(candidates_dir(ws))],
+                                 regularizer=regularizer)
+            for name, run, regularizer in (("dynamic-kd", "dynamic-kd", True),
+                                           ("dynamic-kd(no-reg)", "dynamic-kd-no-reg", False))}
+
+
 def dynamic_kd(ws: Workspace) -> dict[str, Any]:
     """Dynamic KD (Sec. 3.4) with candidates raw + two AT teachers of different sizes, with and
     without the regulariser L'_target, against single-teacher KD."""
-    at = TrainConfig.load_json(teacher(ws) / "config.json").to_dict()
-    at.update(out=str(ws.path("teachers", "at-narrow")), resume=False, model_overrides=dict(ws.plan.second_teacher))
     ws.echo("  training a second, narrower AT teacher")
-    second = train_run(ws, TrainConfig.from_dict(at))
-    candidates = ws.path("kd-candidates")
+    second = train_run(ws, second_teacher_config(ws))
     ws.echo("  translating with both teachers (KD candidates)")
-    distill([teacher(ws), Path(at["out"])], datasets(ws)["bundled"], candidates,
+    distill([teacher(ws), Path(second_teacher_config(ws).out)], datasets(ws)["bundled"], candidates_dir(ws),
             options=DecodeOptions(beam=ws.plan.kd_beam), device=ws.plan.device, quiet=ws.plan.quiet,
-            names=["at-tiny", "at-narrow"])
+            names=list(CANDIDATE_NAMES))
     runs = {"teacher-narrow": second}
-    for name, regularizer in (("dynamic-kd", True), ("dynamic-kd(no-reg)", False)):
-        config = derived_config(ws, mle_nat(ws), name.replace("(", "-").replace(")", ""), target="dynamic-kd",
-                                kd=[str(candidates)], regularizer=regularizer)
+    for name, config in dynamic_kd_configs(ws).items():
         runs[name] = train_run(ws, config)
         ws.echo(f"  proxy metrics of {name}")
         metrics_of(ws, Path(config.out), name)
