@@ -27,8 +27,11 @@ def test_smoke_writes_every_table_figure_and_the_report(smoke):
     out, _ = smoke
     report = json.loads((out / "report.json").read_text())
     assert set(report["results"]) == {"table1", "kd", "table2", "figure1", "table3", "dynamic_kd"}
-    for figure in ("figures/figure5_l_nat_vs_c.png", "figures/table2_mple_vs_bleu.png",
-                   "figure1/landscape/landscape.png", "figures/table3_mple_vs_sample_bleu.png"):
+    results = report["results"]
+    figures = [results["table2"]["figure5"], results["figure1"]["figure"]] + [
+        c["figure"] for c in (results["table2"]["correlation"], results["table3"]["correlation_sample"],
+                              results["table3"]["correlation_default"]) if c["pearson_r"] is not None]
+    for figure in figures:  # a correlation that is undefined (a constant BLEU) has no scatter plot
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
     markdown = (out / "report.md").read_text()
     for heading in ("## Table 1", "## Table 2", "## Figure 1", "## Table 3", "## Dynamic KD", "## Commands"):
@@ -56,7 +59,10 @@ def test_report_numbers_are_the_estimators_outputs(smoke):
         assert r["l_mple"] == pytest.approx(r["l_nat_bits_per_token"] + r["l_input_bits_per_token"] + r["l_target"])
     x = np.array([r["l_mple"] for r in rows])
     y = np.array([r["bleu_default"] for r in rows])
-    assert table2["correlation"]["pearson_r"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
+    if table2["correlation"]["pearson_r"] is None:  # smoke models may all decode nothing right
+        assert np.ptp(x) == 0 or np.ptp(y) == 0, table2["correlation"]["undefined"]
+    else:
+        assert table2["correlation"]["pearson_r"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
     c = report["results"]["table1"]["rows"][0]
     assert report["findings"]["kd_lowers_l_nat_below_c"]["c_bits_per_token"] == c["c_bits_per_token"]
     landscape = report["results"]["figure1"]["landscape"]
@@ -119,4 +125,5 @@ def test_a_step_killed_before_its_result_was_kept_is_recomputed_to_the_same_numb
     after = json.loads((out / "results" / "table2.json").read_text())
     again = json.loads((out / "metrics" / "kd+oaxe.json").read_text())
     assert again["l_nat_bits_per_token"] == oaxe["l_nat_bits_per_token"] and again["l_mple"] == oaxe["l_mple"]
-    assert after["correlation"]["pearson_r"] == pytest.approx(before["correlation"]["pearson_r"], abs=1e-12)
+    assert after["correlation"]["pearson_r"] == pytest.approx(before["correlation"]["pearson_r"], abs=1e-12) \
+        if before["correlation"]["pearson_r"] is not None else after["correlation"]["pearson_r"] is None

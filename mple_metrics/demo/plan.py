@@ -86,8 +86,8 @@ def make_plan(mode: str = "default", *, budget_minutes: float | None = None, siz
                         max_steps=6, quiet=quiet)
     elif mode == "full":
         plan = DemoPlan(mode=mode, budget_minutes=FULL_BUDGET_MINUTES, size=size, device=device,
-                        corpus=CorpusPlan(train_sentences=8000, valid_sentences=600, test_sentences=1000),
-                        vocab_size=2000, max_epochs=16, patience=3, oaxe_epochs=4, fine_tune_epochs=3,
+                        corpus=CorpusPlan(train_sentences=6000, valid_sentences=600, test_sentences=1000),
+                        vocab_size=1500, max_epochs=12, patience=3, oaxe_epochs=4, fine_tune_epochs=3,
                         kd_beam=5, at_beam=5, landscape_grid="11x11", landscape_sentences=300, quiet=quiet)
     else:
         plan = DemoPlan(mode=mode, budget_minutes=DEFAULT_BUDGET_MINUTES, size=size, device=device, quiet=quiet)

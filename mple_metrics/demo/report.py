@@ -76,6 +76,14 @@ def _read_metrics(out: Path, names: list[str]) -> list[dict[str, Any]]:
     return [json.loads((out / "metrics" / f"{n}.json").read_text(encoding="utf-8")) for n in names]
 
 
+def r_text(correlation: dict[str, Any]) -> str:
+    """Pearson's r with its interval, or why it is undefined."""
+    if correlation.get("pearson_r") is None:
+        return f"undefined ({correlation.get('undefined')})"
+    i = correlation["interval"]
+    return f"{correlation['pearson_r']:.3f} [{i['low']:.3f}, {i['high']:.3f}]"
+
+
 def terminal_table(step: str, result: dict[str, Any], out: Path) -> str:
     """The short table a person reads on the terminal when ``step`` is done."""
     if step == "table1":
@@ -84,16 +92,14 @@ def terminal_table(step: str, result: dict[str, Any], out: Path) -> str:
         rows = _read_metrics(out, result["methods"])
         c = result["correlation"]
         return ("Table 2 (test split; " + UNITS + ")\n" + _text_table(*_metrics_rows(rows, False))
-                + f"\nPearson r(L_MPLE, BLEU) = {c['pearson_r']:.3f} "
-                  f"[{c['interval']['low']:.3f}, {c['interval']['high']:.3f}] over {c['n_methods']} methods "
-                  f"(paper: {paper.TABLE2_R})")
+                + f"\nPearson r(L_MPLE, BLEU) = {r_text(c)} over {c['n_methods']} methods (paper: {paper.TABLE2_R})")
     if step == "figure1":
         return "Figure 1 (valid split)\n" + _text_table(*figure1_rows(result))
     if step == "table3":
         rows = _read_metrics(out, result["methods"])
         s, d = result["correlation_sample"], result["correlation_default"]
         return ("Table 3 (test split, KD targets)\n" + _text_table(*_metrics_rows(rows, True))
-                + f"\nr(L_MPLE, sample BLEU) = {s['pearson_r']:.3f}, r(L_MPLE, default BLEU) = {d['pearson_r']:.3f}")
+                + f"\nr(L_MPLE, sample BLEU) = {r_text(s)}, r(L_MPLE, default BLEU) = {r_text(d)}")
     if step == "dynamic_kd":
         return "Dynamic KD (test split)\n" + _text_table(*_metrics_rows(result["rows"], False))
     return ""
@@ -119,8 +125,9 @@ def findings(results: dict[str, dict[str, Any]], out: Path) -> dict[str, Any]:
         c = {k: r["c_bits_per_token"] for k, r in rows.items()}
         d = {k: r.get("delta_bleu") for k, r in rows.items()}
         names = ["bundled", "synthetic-b", "synthetic-a"]  # the paper's order: real > B > A
-        separated = all(rows[a]["ci95_bits_per_token"][0] > rows[b]["ci95_bits_per_token"][1]
-                        for a, b in zip(names, names[1:]) if rows[a]["ci95_bits_per_token"][0] is not None)
+        intervals = [rows[n]["ci95_bits_per_token"] for n in names]
+        separated = all(None not in i for i in intervals) and all(
+            i[1] < j[0] or j[1] < i[0] for k, i in enumerate(intervals) for j in intervals[k + 1:])
         found["c_ordering"] = {"expected": "bundled > synthetic-b > synthetic-a", "values": c,
                                "reproduced": c["bundled"] > c["synthetic-b"] > c["synthetic-a"],
                                "intervals_separate": separated}
@@ -140,9 +147,12 @@ def findings(results: dict[str, dict[str, Any]], out: Path) -> dict[str, Any]:
             # Figure 5: "all methods except Raw Data achieve lower L_NAT than the dataset's C"
             "all_but_raw_below_c": sorted(below) == sorted(m for m in rows if m != "raw")}
         corr = t2["correlation"]
-        found["r_mple_bleu"] = {"r": corr["pearson_r"], "ci95": [corr["interval"]["low"], corr["interval"]["high"]],
-                                "paper": paper.TABLE2_R, "negative": corr["pearson_r"] < 0,
-                                "strong": corr["pearson_r"] <= -0.9}
+        if corr["pearson_r"] is not None:
+            found["r_mple_bleu"] = {"r": corr["pearson_r"], "ci95": [corr["interval"]["low"], corr["interval"]["high"]],
+                                    "paper": paper.TABLE2_R, "negative": corr["pearson_r"] < 0,
+                                    "strong": corr["pearson_r"] <= -0.9}
+        else:
+            found["r_mple_bleu"] = {"r": None, "undefined": corr["undefined"], "paper": paper.TABLE2_R}
         best_bleu = max(rows.values(), key=lambda r: r["bleu_default"] or -1)["method"]
         best_mple = min(rows.values(), key=lambda r: r["l_mple"])["method"]
         found["lowest_mple_is_best_bleu"] = {"lowest_l_mple": best_mple, "best_bleu": best_bleu,
@@ -160,7 +170,8 @@ def findings(results: dict[str, dict[str, Any]], out: Path) -> dict[str, Any]:
     t3 = results.get("table3")
     if t3:
         s, d = t3["correlation_sample"]["pearson_r"], t3["correlation_default"]["pearson_r"]
-        found["table3_r"] = {"sample": s, "default": d, "reproduced": abs(s) > abs(d) and s < 0}
+        found["table3_r"] = {"sample": s, "default": d,
+                             "reproduced": None not in (s, d) and abs(s) > abs(d) and s < 0}
     dk = results.get("dynamic_kd")
     if dk:
         bleu = {r["method"]: r.get("bleu_default") or 0 for r in dk["rows"]}
@@ -174,13 +185,14 @@ def _yes(flag: bool) -> str:
     return "reproduced" if flag else "not reproduced"
 
 
-def _discussion_table1(f: dict[str, Any], result: dict[str, Any]) -> str:
+def _discussion_table1(f: dict[str, Any], result: dict[str, Any], plan: dict[str, Any]) -> str:
     c = f["c_ordering"]
     parts = [f"The paper's ordering of C (real data > Synthetic B > Synthetic A) is **{_yes(c['reproduced'])}** "
              f"here (Ĉ = {', '.join(f'{k} {v:.2f}' for k, v in c['values'].items())} bits/token)"
-             + ("; the 95% intervals do not overlap." if c["intervals_separate"] else "; some 95% intervals overlap.")]
+             + ("; no two of the 95% intervals overlap." if c["intervals_separate"] else "; some 95% intervals overlap.")]
     if "delta_bleu_follows_c" in f:
-        parts.append(f"ΔBLEU following C is **{_yes(f['delta_bleu_follows_c']['reproduced'])}** "
+        parts.append(f"ΔBLEU growing with Ĉ across the three datasets (C predicts the AT–NAT gap) is "
+                     f"**{_yes(f['delta_bleu_follows_c']['reproduced'])}** "
                      f"(ΔBLEU = {', '.join(f'{k} {v:.2f}' for k, v in f['delta_bleu_follows_c']['values'].items())}).")
     if f["all_c_converged"]:
         parts.append("Every estimate is marked converged: both models settled and Ĉ on the valid split stopped moving.")
@@ -189,9 +201,10 @@ def _discussion_table1(f: dict[str, Any], result: dict[str, Any]) -> str:
         parts.append(f"Not every estimate converged within the budget ({notes}); an unconverged Ĉ is a "
                      f"difference of two NLLs that were still falling, so read it as indicative, and rerun with "
                      f"a larger `--budget-minutes` to firm it up.")
-    parts.append("The absolute values are not the paper's: tiny models (V-entropy of a small family), a "
-                 "few thousand Bible verses, a sentencepiece vocabulary of a few thousand, and Synthetic A/B built "
-                 "from this corpus' English rather than WMT14's.")
+    parts.append(f"The absolute values are not the paper's: `{plan['size']}` models (V-entropy of a small family) "
+                 f"trained for minutes, {plan['corpus']['train_sentences']} Bible verses, a sentencepiece vocabulary "
+                 f"of {plan['vocab_size']} pieces, and Synthetic A/B built from this corpus' English rather than "
+                 f"WMT14's.")
     return " ".join(parts)
 
 
@@ -204,10 +217,13 @@ def _discussion_table2(f: dict[str, Any]) -> str:
              f"Ĉ = {k['c_bits_per_token']:.2f}; methods below C: {', '.join(k['methods_below_c']) or 'none'} "
              f"(the paper: every method but raw data; here "
              f"{'the same' if k['all_but_raw_below_c'] else 'not all of them'}).",
-             f"The correlation of L_MPLE with BLEU is r = {r['r']:.2f} (95% interval over methods "
-             f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]) against the paper's {r['paper']}: "
-             + ("as strong and of the same sign." if r["strong"] else
-                "of the same sign, but weaker." if r["negative"] else "not of the paper's sign."),
+             (f"The correlation of L_MPLE with BLEU is undefined here ({r['undefined']})." if r["r"] is None else
+              f"The correlation of L_MPLE with BLEU is r = {r['r']:.2f} (95% interval over methods "
+              f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]) against the paper's {r['paper']}: "
+              + ("as strong and of the same sign" if r["strong"] else
+                 "of the same sign, but weaker" if r["negative"] else "not of the paper's sign")
+              + ("; with this few methods the interval is wide and includes 0." if r["ci95"][0] < 0 < r["ci95"][1]
+                 else ".")),
              f"The method of lowest L_MPLE ({m['lowest_l_mple']}) "
              + ("is also the one of highest BLEU." if m["reproduced"] else f"is not the one of highest BLEU ({m['best_bleu']})."),
              "KD " + ("beats" if f["kd_beats_raw_bleu"]["reproduced"] else "does not beat") + " raw data in BLEU "
@@ -244,6 +260,15 @@ def versions() -> dict[str, str]:
             "sacrebleu": sacrebleu.__version__, "python": platform.python_version(), "build": str(build_info())}
 
 
+def _split_sizes(results: dict[str, Any]) -> str:
+    """Sentences per split of the bundled sample, as the data step wrote them."""
+    rows = results.get("table1", {}).get("rows", [])
+    counts = next((r["data"] for r in rows if r["dataset"] == "bundled"), None)
+    if not counts:
+        return "see data/bundled"
+    return ", ".join(f"{v['sentences']} {name}" for name, v in counts.items()) + " sentences"
+
+
 def render_markdown(report: dict[str, Any], out: Path) -> str:
     """``report.md`` from the ``report.json`` document ``report``."""
     plan, results, f = report["plan"], report["results"], report["findings"]
@@ -253,8 +278,7 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
              f"scale on the bundled Spanish→English Bible corpus by the package's own estimators. Units: {UNITS}.",
              "", "## Setup", "",
              f"- **Data**: a sample of the bundled corpus, verses of at most {corpus['max_words']} words on both sides: "
-             f"{corpus['train_sentences']} training, {corpus['valid_sentences']} valid, {corpus['test_sentences']} test "
-             f"sentences (seed {corpus['seed']}); valid and test keep their three English references (KJV, WEB, ASV). "
+             f"{_split_sizes(results)} (seed {corpus['seed']}); valid and test keep their three English references (KJV, WEB, ASV). "
              f"Synthetic A and B (Appendix B) are built from the sample's English side.",
              f"- **Models**: `{plan['size']}` Transformers, one {plan['tokenizer_kind']} tokenizer of {plan['vocab_size']} "
              f"pieces per dataset, trained by plain MLE (no label smoothing) on `{plan['device']}`, batches of "
@@ -278,18 +302,17 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
                   "", _md_table(header, rows), "", "The paper (Transformer-base):", "",
                   _md_table(["dataset", "C", "ΔBLEU", "BLEU_AT", "BLEU_NAT"],
                             [[n, *(f"{v:.2f}" for v in vals)] for n, *vals in paper.TABLE1]), "",
-                  _discussion_table1(f, results["table1"]), ""]
+                  _discussion_table1(f, results["table1"], plan), ""]
     if "table2" in results:
         t2 = results["table2"]
         header, rows = _metrics_rows(_read_metrics(out, t2["methods"]), False)
         lines += ["## Table 2: proxy targets", "", "Measured (test split, vanilla input, L_input = 0):", "",
                   _md_table(header, rows), "",
-                  f"Pearson r(L_MPLE, BLEU) = {t2['correlation']['pearson_r']:.3f}, 95% bootstrap interval over "
-                  f"methods [{t2['correlation']['interval']['low']:.3f}, {t2['correlation']['interval']['high']:.3f}].",
+                  f"Pearson r(L_MPLE, BLEU) = {r_text(t2['correlation'])} (95% bootstrap interval over methods).",
                   "", "The paper (WMT14 En-De; |r| = 0.99):", "",
                   _md_table(["method", "L_NAT", "L_target", "L_MPLE", "BLEU"],
                             [[n, *(f"{v:.2f}" for v in vals)] for n, *vals in paper.TABLE2]), "",
-                  f"![L_MPLE against BLEU]({t2['correlation']['figure']})", "",
+                  *([f"![L_MPLE against BLEU]({t2['correlation']['figure']})", ""] if t2["correlation"]["figure"] else []),
                   "**Figure 5** in miniature: each method's L_NAT against the bundled sample's Ĉ.", "",
                   f"![Figure 5]({t2['figure5']})", "", _discussion_table2(f), ""]
     if "figure1" in results:
@@ -307,7 +330,7 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
         header, rows = _metrics_rows(_read_metrics(out, t3["methods"]), True)
         s, d = t3["correlation_sample"], t3["correlation_default"]
         lines += ["## Table 3: proxy inputs (KD targets)", "", _md_table(header, rows), "",
-                  f"r(L_MPLE, sample BLEU) = {s['pearson_r']:.3f}; r(L_MPLE, default BLEU) = {d['pearson_r']:.3f} "
+                  f"r(L_MPLE, sample BLEU) = {r_text(s)}; r(L_MPLE, default BLEU) = {r_text(d)} "
                   f"(the paper: |r| = 0.99 and 0.37).", "", "The paper:", "",
                   _md_table(["method", "L_input", "L_NAT", "L_MPLE", "Sample", "Default"],
                             [[n, *(f"{v:.2f}" for v in vals)] for n, *vals in paper.TABLE3]), "",

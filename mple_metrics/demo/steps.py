@@ -105,7 +105,11 @@ def metrics_of(ws: Workspace, run: Path, name: str, input_predictor: Path | None
 def correlation_of(ws: Workspace, names: list[str], bleu: str, figure: str) -> dict[str, Any]:
     """Pearson r between L_MPLE and ``bleu`` over the methods ``names``, with its scatter plot."""
     rows = corr.read_results([ws.path("metrics", f"{n}.json") for n in names])
-    report = corr.correlate(rows, bleu=bleu, n_resamples=ws.plan.n_resamples)
+    try:
+        report = corr.correlate(rows, bleu=bleu, n_resamples=ws.plan.n_resamples)
+    except ValueError as error:  # e.g. every BLEU 0: r is undefined, which the report says
+        return {"pearson_r": None, "interval": None, "n_methods": len(rows), "undefined": str(error),
+                "figure": None, "markdown": None}
     atomic_write_bytes(ws.path("figures", figure), scatter_plot(report))
     return {**report.to_dict(), "figure": f"figures/{figure}", "markdown": corr.markdown_table(report)}
 
