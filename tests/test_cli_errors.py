@@ -125,7 +125,8 @@ BAD_ARGUMENTS = [
                                  "--n-valid", "2", "--n-test", "2", "--out", "{new}"], r"k >= 2"),
     ("data-no-action", ["data"], r"ACTION"),
     # mple demo
-    ("demo-split-bogus", ["demo", "--split", "bogus"], r"--split"),
+    ("demo-budget-negative", ["demo", "--out", "{new}", "--budget-minutes", "-1"], r"--budget-minutes"),
+    ("demo-device-bogus", ["demo", "--out", "{new}", "--device", "bogus"], r"--device"),
     # mple train (only arguments refused before any training)
     ("train-huge-seed", ["train", "--data", "{data}", "--model", "at", "--out", "{new}", "--seed", HUGE_SEED],
      r"--seed.*\[0, 9223372036854775807\]"),
