@@ -15,6 +15,7 @@ output: ``seed1/{nat,at}``, ``tokenizer``, ``tc.json``), ``kd/`` (``mple distill
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -186,14 +187,15 @@ def figure1(ws: Workspace) -> dict[str, Any]:
     GLAT + KD), in NLL of the raw references and BLEU on the valid split."""
     base = mle_nat(ws)
     runs = {name: train_run(ws, config) for name, config in figure1_configs(ws).items()}
-    # Labelled links, so the figure names the points by what they are.
+    # Labelled links, so the figure names the points by what they are; relative, so that the work
+    # directory can be moved.
     links = ws.path("figure1", "checkpoints")
     links.mkdir(parents=True, exist_ok=True)
     sources = {"mle-nat": base, "mle-fine-tuned": ws.path("nat", "ft-mle"), "glat-kd-fine-tuned": ws.path("nat", "ft-glat-kd")}
     for label, target in sources.items():
         link = links / label
         if not link.is_symlink():
-            link.symlink_to(target, target_is_directory=True)
+            link.symlink_to(os.path.relpath(target, links), target_is_directory=True)
     settings = LandscapeSettings(checkpoints=[str(links / label / "best.pt") for label in sources],
                                  data=str(datasets(ws)["bundled"]), out=str(ws.path("figure1", "landscape")),
                                  split="valid", grid=ws.plan.landscape_grid, margin=ws.plan.landscape_margin,
