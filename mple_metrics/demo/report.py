@@ -334,8 +334,10 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
                   f"(the paper: |r| = 0.99 and 0.37).", "", "The paper:", "",
                   _md_table(["method", "L_input", "L_NAT", "L_MPLE", "Sample", "Default"],
                             [[n, *(f"{v:.2f}" for v in vals)] for n, *vals in paper.TABLE3]), "",
-                  "The correlation with sample BLEU being the stronger one is **"
-                  + _yes(f["table3_r"]["reproduced"]) + "**.", ""]
+                  ("Whether the correlation with sample BLEU is the stronger one cannot be judged: a correlation "
+                   "is undefined." if None in (s["pearson_r"], d["pearson_r"]) else
+                   "The correlation with sample BLEU being the stronger one is **"
+                   + _yes(f["table3_r"]["reproduced"]) + "**."), ""]
     if "dynamic_kd" in results:
         dk = results["dynamic_kd"]
         header, rows = _metrics_rows(dk["rows"], False)
