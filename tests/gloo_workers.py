@@ -35,8 +35,12 @@ def run_gloo_worker(rank: int, world_size: int, store: str, body: Callable[..., 
         dist.destroy_process_group()
     except BaseException:
         traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
+        exit_now(1)
+    exit_now(0)
+
+
+def exit_now(status: int) -> None:
+    """Flush and leave the worker process with ``status``, skipping interpreter teardown."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)

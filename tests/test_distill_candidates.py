@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import socket
+import traceback
 from functools import partial
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from mple_metrics.data import Split, kd_dataset_dirs, load_dataset, read_candida
 from mple_metrics.decode import DecodeOptions
 from mple_metrics.decode.distill import DistillMismatchError, distill, file_sha256
 from mple_metrics.train import Trainer, load_checkpoint, save_checkpoint
+from gloo_workers import exit_now
 from test_distill_resume import Counter
 from test_train import tiny_config, tiny_dataset
 
@@ -243,6 +245,7 @@ def _torchrun_worker(rank: int, world_size: int, port: int, call, expected, chun
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     decoded, real = [], distill_module.translate_encoded
     distill_module.translate_encoded = lambda *a, **k: decoded.append(1) or real(*a, **k)
+    status = 1
     try:
         try:
             outcome = call()
@@ -251,9 +254,13 @@ def _torchrun_worker(rank: int, world_size: int, port: int, call, expected, chun
         outcome = outcome["splits"] if isinstance(outcome, dict) else outcome
         assert outcome == expected, (rank, outcome)
         assert len(decoded) == chunks[rank], (rank, len(decoded))
+        status = 0
+    except BaseException:
+        traceback.print_exc()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+    exit_now(status)  # see gloo_workers: no interpreter teardown with gloo threads alive
 
 
 def _torchrun(call, expected, chunks: list[int]) -> None:
