@@ -52,12 +52,16 @@ def sample_bundled(plan: CorpusPlan) -> Dataset:
                     for k, (name, size) in enumerate(plan.sizes().items())})
 
 
+def dataset_paths(out: str | Path) -> dict[str, Path]:
+    """Where :func:`prepare_corpora` writes each of the three datasets under ``out``."""
+    return {name: Path(out) / name for name in DATASETS}
+
+
 def prepare_corpora(out: str | Path, plan: CorpusPlan) -> dict[str, Path]:
     """Write the three datasets under ``out`` (``out/<name>/``) and return their directories.
     A directory whose ``demo-corpus.json`` records the same plan is reused as it is."""
-    out = Path(out)
     manifest = {"plan": asdict(plan)}
-    paths = {name: out / name for name in DATASETS}
+    paths = dataset_paths(out)
     if all((path / "demo-corpus.json").is_file() and
            json.loads((path / "demo-corpus.json").read_text(encoding="utf-8")) == {**manifest, "name": name}
            for name, path in paths.items()):

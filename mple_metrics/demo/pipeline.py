@@ -11,7 +11,7 @@ from typing import Any
 from ..atomic_write import atomic_write_text
 from ..estimators.total_correlation import json_ready
 from . import recipes, report, steps
-from .corpus import DATASETS
+from .corpus import DATASETS, prepare_corpora
 from .plan import DemoPlan
 from .workspace import Workspace
 
@@ -64,18 +64,18 @@ def _commands(ws: Workspace, done: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def write_report(ws: Workspace, done: dict[str, dict[str, Any]], started: float) -> dict[str, Any]:
+    step_seconds = {k: float(v.get("seconds", 0.0)) for k, v in done.items()}
     document = {
         "plan": json_ready(ws.plan.identity()),
-        "results": {k: v for k, v in done.items()},
+        "results": dict(done),
         "findings": report.findings(done, ws.out),
-        "step_seconds": {k: v.get("seconds", 0.0) for k, v in done.items()},
+        "step_seconds": step_seconds,
         "wall_seconds": time.perf_counter() - started,
-        "computed_seconds": sum(float(v.get("seconds", 0.0)) for v in done.values()),
+        "computed_seconds": sum(step_seconds.values()),
         "machine": report.machine(), "versions": report.versions(),
         "commands": _commands(ws, done),
         "units": report.UNITS,
     }
-    document["step_seconds"] = {k: float(v) for k, v in document["step_seconds"].items()}
     document = json_ready(document)
     atomic_write_text(ws.path(REPORT_JSON), json.dumps(document, indent=1) + "\n")
     atomic_write_text(ws.path(REPORT_MD), report.render_markdown(document, ws.out))
@@ -100,7 +100,7 @@ def run_demo(out: str | Path, plan: DemoPlan) -> dict[str, Any]:
         write_report(ws, done, started)
         return result
 
-    steps.datasets(ws)
+    prepare_corpora(ws.path("data"), plan.corpus)
     t1 = run("table1", "Table 1: C and ΔBLEU on the bundled sample, Synthetic B and Synthetic A", lambda: steps.table1(ws))
     bundled = next(r for r in t1["rows"] if r["dataset"] == "bundled")
     run("kd", "Sequence-level KD with Table 1's AT", lambda: steps.knowledge_distillation(ws))

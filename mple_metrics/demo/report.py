@@ -7,6 +7,7 @@ measured, whichever way it went.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -71,8 +72,6 @@ def _metrics_rows(results: list[dict[str, Any]], with_input: bool) -> tuple[list
 
 
 def _read_metrics(out: Path, names: list[str]) -> list[dict[str, Any]]:
-    import json
-
     return [json.loads((out / "metrics" / f"{n}.json").read_text(encoding="utf-8")) for n in names]
 
 

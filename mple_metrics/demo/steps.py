@@ -31,7 +31,7 @@ from ..estimators.total_correlation import json_ready
 from ..landscape import LandscapeSettings, run_landscape
 from ..landscape import summary as landscape_summary
 from ..train import TrainConfig
-from .corpus import DATASETS, corpus_counts, prepare_corpora
+from .corpus import DATASETS, corpus_counts, dataset_paths
 from .workspace import Workspace
 
 #: Table 3's proxy inputs (all with KD targets), in the paper's order.
@@ -40,7 +40,8 @@ TABLE3_INPUTS: tuple[str, ...] = ("cmlm", "cmlm-fixed", "glat", "glat-lev", "gla
 
 # ----------------------------------------------------------------------------- shared runs
 def datasets(ws: Workspace) -> dict[str, Path]:
-    return prepare_corpora(ws.path("data"), ws.plan.corpus)
+    """The three datasets' directories (written once, by the pipeline, before the first step)."""
+    return dataset_paths(ws.path("data"))
 
 
 def tc_settings(ws: Workspace, name: str) -> TCTrainingSettings:
@@ -103,9 +104,12 @@ def metrics_of(ws: Workspace, run: Path, name: str, input_predictor: Path | None
     return result
 
 
-def correlation_of(ws: Workspace, names: list[str], bleu: str, figure: str) -> dict[str, Any]:
-    """Pearson r between L_MPLE and ``bleu`` over the methods ``names``, with its scatter plot."""
-    rows = corr.read_results([ws.path("metrics", f"{n}.json") for n in names])
+def read_metrics(ws: Workspace, names: list[str]) -> list[corr.MethodResult]:
+    return corr.read_results([ws.path("metrics", f"{n}.json") for n in names])
+
+
+def correlation_of(ws: Workspace, rows: list[corr.MethodResult], bleu: str, figure: str) -> dict[str, Any]:
+    """Pearson r between L_MPLE and ``bleu`` over the methods ``rows``, with its scatter plot."""
     try:
         report = corr.correlate(rows, bleu=bleu, n_resamples=ws.plan.n_resamples)
     except ValueError as error:  # e.g. every BLEU 0: r is undefined, which the report says
@@ -163,8 +167,8 @@ def table2(ws: Workspace, c_bits_per_token: float, c_ci95: list[float] | None) -
         ws.echo(f"  proxy metrics of {name}")
         metrics_of(ws, run, name)
         names.append(name)
-    correlation = correlation_of(ws, names, "default", "table2_mple_vs_bleu.png")
-    rows = corr.read_results([ws.path("metrics", f"{n}.json") for n in names])
+    rows = read_metrics(ws, names)
+    correlation = correlation_of(ws, rows, "default", "table2_mple_vs_bleu.png")
     line = corr.TotalCorrelationLine(c_bits_per_token=c_bits_per_token,
                                      ci95_bits_per_token=None if c_ci95 is None else tuple(c_ci95),
                                      signature=None, path="table1/bundled/tc.json")
@@ -231,9 +235,10 @@ def table3(ws: Workspace) -> dict[str, Any]:
     vanilla.update(method="vanilla+kd", bleu_sample=vanilla["bleu_default"])
     atomic_write_text(ws.path("metrics", "vanilla+kd.json"), json.dumps(vanilla, indent=1) + "\n")
     names = ["vanilla+kd", *names[1:]]
+    rows = read_metrics(ws, names)
     return {"methods": names, "runs": runs,
-            "correlation_sample": correlation_of(ws, names, "sample", "table3_mple_vs_sample_bleu.png"),
-            "correlation_default": correlation_of(ws, names, "default", "table3_mple_vs_default_bleu.png")}
+            "correlation_sample": correlation_of(ws, rows, "sample", "table3_mple_vs_sample_bleu.png"),
+            "correlation_default": correlation_of(ws, rows, "default", "table3_mple_vs_default_bleu.png")}
 
 
 # ----------------------------------------------------------------------------- full: dynamic KD
@@ -263,9 +268,10 @@ def dynamic_kd(ws: Workspace) -> dict[str, Any]:
     """Dynamic KD (Sec. 3.4) with candidates raw + two AT teachers of different sizes, with and
     without the regulariser L'_target, against single-teacher KD."""
     ws.echo("  training a second, narrower AT teacher")
-    second = train_run(ws, second_teacher_config(ws))
+    second_config = second_teacher_config(ws)
+    second = train_run(ws, second_config)
     ws.echo("  translating with both teachers (KD candidates)")
-    distill([teacher(ws), Path(second_teacher_config(ws).out)], datasets(ws)["bundled"], candidates_dir(ws),
+    distill([teacher(ws), Path(second_config.out)], datasets(ws)["bundled"], candidates_dir(ws),
             options=DecodeOptions(beam=ws.plan.kd_beam), device=ws.plan.device, quiet=ws.plan.quiet,
             names=list(CANDIDATE_NAMES))
     runs = {"teacher-narrow": second}
