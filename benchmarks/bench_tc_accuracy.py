@@ -45,8 +45,10 @@ def run_one(name: str, work: Path, args: argparse.Namespace) -> dict:
     if not (data / "truth.json").is_file():
         write_known_c(data, **spec)
     truth = json.loads((data / "truth.json").read_text(encoding="utf-8"))
+    # Known-C truth is per word: the word tokenizer keeps one token per word.
     settings = TCTrainingSettings(data=str(data), out=str(work / name / "estimate"), quiet=True,
-                                  size=args.size, max_epochs=args.max_epochs, patience=args.patience)
+                                  tokenizer_kind="word", size=args.size, max_epochs=args.max_epochs,
+                                  patience=args.patience)
     started = time.perf_counter()
     report = estimate_tc_by_training(settings, bleu=False, n_resamples=args.resamples)
     seconds = time.perf_counter() - started

@@ -11,6 +11,8 @@ import pytest
 
 from mple_metrics.cli import main
 from mple_metrics.demo import make_plan
+from mple_metrics.demo.report import (NOT_REPRODUCED, REPRODUCED, SMOKE_NOTE, UNDECIDED, findings,
+                                      render_markdown)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,7 +39,9 @@ def test_smoke_writes_every_table_figure_and_the_report(smoke):
     for heading in ("## Table 1", "## Table 2", "## Figure 1", "## Table 3", "## Dynamic KD", "## Commands"):
         assert heading in markdown
     assert "bits per target token" in markdown and "mple estimate tc --data data/bundled" in markdown
-    assert {"c_ordering", "kd_lowers_l_nat_below_c", "r_mple_bleu", "table3_r", "dynamic_kd"} <= set(report["findings"])
+    # A smoke run's numbers mean nothing: the report states no finding.
+    assert report["findings"] == {"note": SMOKE_NOTE}
+    assert markdown.count("smoke mode: no findings") == 5 and "**reproduced**" not in markdown
     assert report["wall_seconds"] > 0 and set(report["step_seconds"]) == set(report["results"])
 
 
@@ -64,7 +68,7 @@ def test_report_numbers_are_the_estimators_outputs(smoke):
     else:
         assert table2["correlation"]["pearson_r"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
     c = report["results"]["table1"]["rows"][0]
-    assert report["findings"]["kd_lowers_l_nat_below_c"]["c_bits_per_token"] == c["c_bits_per_token"]
+    assert report["results"]["table2"]["c_bits_per_token"] == c["c_bits_per_token"]
     landscape = report["results"]["figure1"]["landscape"]
     assert [p["label"] for p in landscape["checkpoints"]] == ["θ0 (mle-nat)", "θ1 (mle-fine-tuned)",
                                                             "θ2 (glat-kd-fine-tuned)"]
@@ -127,3 +131,91 @@ def test_a_step_killed_before_its_result_was_kept_is_recomputed_to_the_same_numb
     assert again["l_nat_bits_per_token"] == oaxe["l_nat_bits_per_token"] and again["l_mple"] == oaxe["l_mple"]
     assert after["correlation"]["pearson_r"] == pytest.approx(before["correlation"]["pearson_r"], abs=1e-12) \
         if before["correlation"]["pearson_r"] is not None else after["correlation"]["pearson_r"] is None
+
+
+def test_smoke_demo_refuses_a_budget(tmp_path, capsys):
+    """--smoke runs a fixed plan: a budget would be ignored, so it is refused before any work."""
+    assert main(["demo", "--smoke", "--budget-minutes", "5", "--quiet", "--out", str(tmp_path / "x")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--budget-minutes 5 does not apply to --smoke" in error[0]
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ValueError, match="--budget-minutes"):
+        make_plan("smoke", budget_minutes=1.0)
+
+
+def test_quiet_rerun_prints_the_report_path_only(smoke, capsys):
+    out, _ = smoke
+    assert main(["demo", "--smoke", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and str(out / "report.md") in printed[0], printed
+
+
+def _table1(c: dict[str, tuple[float, float, float]], converged: bool = True) -> dict:
+    return {"rows": [{"dataset": name, "c_bits_per_token": value, "ci95_bits_per_token": [low, high],
+                      "converged": converged, "delta_bleu": 1.0} for name, (value, low, high) in c.items()]}
+
+
+C_ORDERED = {"bundled": (2.0, 1.9, 2.1), "synthetic-b": (1.5, 1.4, 1.6), "synthetic-a": (0.9, 0.8, 1.0)}
+
+
+@pytest.mark.parametrize("c, converged, verdict, basis", [
+    (C_ORDERED, True, REPRODUCED, "pairwise disjoint and in the paper's order"),
+    (C_ORDERED, False, UNDECIDED, "not converged"),
+    # The point estimates are in the paper's order, the intervals are not separate.
+    ({"bundled": (2.0, 1.5, 2.5), "synthetic-b": (1.9, 1.4, 2.4), "synthetic-a": (0.9, 0.8, 1.0)}, True, UNDECIDED,
+     "bundled and synthetic-b overlap"),
+    # Separate intervals in the paper's order, but a negative Ĉ: the models cannot measure C.
+    ({"bundled": (0.5, 0.4, 0.6), "synthetic-b": (0.2, 0.1, 0.3), "synthetic-a": (-0.5, -0.6, -0.4)}, True,
+     UNDECIDED, "Ĉ ≤ 0 for synthetic-a"),
+    # The smoke run's numbers: overlapping intervals around 0, one negative Ĉ.
+    ({"bundled": (0.006, -0.04, 0.05), "synthetic-b": (0.022, -0.02, 0.06), "synthetic-a": (-0.51, -0.57, -0.46)},
+     True, UNDECIDED, "Ĉ ≤ 0"),
+    ({"bundled": (1.0, 0.9, 1.1), "synthetic-b": (1.5, 1.4, 1.6), "synthetic-a": (0.5, 0.4, 0.6)}, True,
+     NOT_REPRODUCED, "synthetic-b lies above that of bundled"),
+])
+def test_c_ordering_is_decided_by_the_intervals(tmp_path, c, converged, verdict, basis):
+    found = findings({"table1": _table1(c, converged)}, tmp_path, "default")["c_ordering"]
+    assert found["verdict"] == verdict and basis in found["basis"], found
+    for value, low, high in c.values():  # the finding names the numbers it rests on
+        assert f"{value:.2f} [{low:.2f}, {high:.2f}]" in found["basis"]
+    assert found["numbers"]["bundled"]["ci95"] == list(c["bundled"][1:])
+    # ΔBLEU has no interval: its finding is never decided.
+    assert findings({"table1": _table1(c, converged)}, tmp_path)["delta_bleu_follows_c"]["verdict"] == UNDECIDED
+
+
+def _table2(out, kd: tuple[float, float, float], r: tuple[float, float, float]) -> dict:
+    (out / "metrics").mkdir(exist_ok=True)
+    rows = {"raw": (3.0, 2.9, 3.1), "kd": kd}
+    for method, (value, low, high) in rows.items():
+        (out / "metrics" / f"{method}.json").write_text(json.dumps({
+            "method": method, "l_nat_bits_per_token": value, "l_mple": value - 5, "bleu_default": 10.0,
+            "ci95": {"l_nat_bits_per_token": [low, high]}}))
+    return {"methods": list(rows), "c_bits_per_token": 2.0, "c_ci95": [1.9, 2.1],
+            "correlation": {"pearson_r": r[0], "interval": {"low": r[1], "high": r[2]}, "n_methods": 2}}
+
+
+@pytest.mark.parametrize("kd, verdict", [((1.5, 1.4, 1.6), REPRODUCED), ((2.05, 1.95, 2.2), UNDECIDED),
+                                         ((2.5, 2.3, 2.7), NOT_REPRODUCED)])
+@pytest.mark.parametrize("r, r_verdict", [((-0.9, -0.99, -0.5), REPRODUCED), ((-0.9, -0.99, 0.7), UNDECIDED),
+                                          ((0.6, 0.2, 0.9), NOT_REPRODUCED)])
+def test_table2_findings_are_decided_by_the_intervals(tmp_path, kd, verdict, r, r_verdict):
+    results = {"table1": _table1(C_ORDERED), "table2": _table2(tmp_path, kd, r)}
+    found = findings(results, tmp_path, "default")
+    assert found["kd_lowers_l_nat_below_c"]["verdict"] == verdict
+    assert f"kd {kd[0]:.2f} [{kd[1]:.2f}, {kd[2]:.2f}]" in found["kd_lowers_l_nat_below_c"]["basis"]
+    assert found["r_mple_bleu"]["verdict"] == r_verdict and f"[{r[1]:.3f}, {r[2]:.3f}]" in found["r_mple_bleu"]["basis"]
+    assert found["lowest_mple_is_best_bleu"]["verdict"] == found["kd_beats_raw_bleu"]["verdict"] == UNDECIDED
+    results["table1"] = _table1(C_ORDERED, converged=False)  # an unconverged C decides nothing
+    assert findings(results, tmp_path, "default")["kd_lowers_l_nat_below_c"]["verdict"] == UNDECIDED
+
+
+def test_the_report_of_a_real_mode_states_each_verdict_with_its_numbers(smoke):
+    """render_markdown with the findings a non-smoke run would compute from the same results."""
+    out, _ = smoke
+    report = json.loads((out / "report.json").read_text())
+    report["findings"] = findings(report["results"], out, "full")
+    markdown = render_markdown(report, out)
+    assert "smoke mode: no findings" not in markdown
+    for finding in report["findings"].values():
+        assert finding["verdict"] in (REPRODUCED, NOT_REPRODUCED, UNDECIDED)
+        assert f"**{finding['verdict']}** ({finding['basis']})" in markdown

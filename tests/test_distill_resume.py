@@ -149,3 +149,43 @@ def test_distill_command_refuses_other_options_and_overwrites_on_request(trained
     assert main(base + ["--beam", "1", "--overwrite"]) == 0
     assert json.loads((kd / "kd.json").read_text())["decode"]["beam"] == 1
     assert not (kd / ".kd_parts").exists()
+
+
+def test_finished_kd_dataset_from_other_data_is_refused_unless_overwrite(trained, tmp_path, monkeypatch, capsys):
+    teacher, data = trained[1], trained[0]
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    lines = (other / "valid.tgt").read_text().split("\n")
+    lines[1] = "KAPPA KAPPA"  # same sources, another target: the kept raw data would be replaced
+    (other / "valid.tgt").write_text("\n".join(lines))
+    kd = tmp_path / "kd"
+    distill(teacher, data, kd, options=DecodeOptions(beam=2), chunk_size=50, quiet=True)
+    before = {path.name: path.read_bytes() for path in kd.iterdir() if path.is_file()}
+    assert "test.raw.ref1" in before
+    counter = Counter(monkeypatch)
+    with pytest.raises(DistillMismatchError, match=r"--out .*kd holds a finished KD dataset made from other data "
+                                                   r".*valid\.raw\.tgt differs from the valid split of --data"):
+        distill(teacher, other, kd, options=DecodeOptions(beam=2), chunk_size=50, quiet=True)
+    # Data without the extra references of the test split: its raw.ref files would vanish.
+    without_refs = tmp_path / "without-refs"
+    shutil.copytree(data, without_refs)
+    for path in without_refs.glob("test.ref*"):
+        path.unlink()
+    with pytest.raises(DistillMismatchError, match=r"test\.raw\.ref1 differs from the test split"):
+        distill(teacher, without_refs, kd, options=DecodeOptions(beam=2), chunk_size=50, quiet=True)
+    command = ["distill", "--teacher", str(teacher), "--data", str(without_refs), "--out", str(kd), "--beam", "2",
+               "--chunk-size", "50", "--quiet"]
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--out" in err and "--overwrite" in err
+    assert counter.calls == 0  # refused before decoding anything
+    assert {path.name: path.read_bytes() for path in kd.iterdir() if path.is_file()} == before
+    # The same job again (a moved copy of the same data) is a rerun, not a refusal.
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)
+    assert distill(teacher, moved, kd, options=DecodeOptions(beam=2), chunk_size=50, quiet=True)["splits"]
+    assert {path.name: path.read_bytes() for path in kd.iterdir() if path.is_file() and path.name != "kd.json"} \
+        == {name: content for name, content in before.items() if name != "kd.json"}
+    assert main(command + ["--overwrite"]) == 0
+    assert not (kd / "test.raw.ref1").exists()
+    assert (kd / "test.raw.tgt").read_text() == (without_refs / "test.tgt").read_text()

@@ -1,6 +1,9 @@
 """`mple estimate mple`: each term against an independent computation on tiny trained models --
 L_NAT against score_targets, L_target against sacrebleu, L_input against the exact KL by
-enumerating every Z -- L_MPLE as the sum, screening against single runs, and errors."""
+enumerating every Z -- L_MPLE as the sum, screening against single runs, and errors.  Also the
+premises it shares with `mple evaluate`: the checkpoint's own data by default, Input Sampling only
+from a trained "is masked" head and a NAT predictor, intervals only where there are sentences to
+resample, the <unk> rate."""
 
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ import sacrebleu
 import torch
 import torch.nn.functional as F
 
+from mple_metrics.cli import main
 from mple_metrics.data import EncodedSplit, Split, collate, load_dataset, write_dataset
+from mple_metrics.decode.input_sampling import check_mask_head
 from mple_metrics.estimators.proxy_metrics import (ProxyMetricSettings, parse_screen_targets, proxy_metrics,
                                                    screen_targets)
 from mple_metrics.models import load_model, score_targets
@@ -28,8 +33,8 @@ from test_train import WORDS, tiny_config
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _dataset(directory: Path, same_refs: bool = False) -> Path:
-    rng = np.random.default_rng(0)
+def _dataset(directory: Path, same_refs: bool = False, n_valid: int = 12, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
 
     def pairs(n: int):
         src = [" ".join(rng.choice(WORDS, size=int(rng.integers(2, 6)))) for _ in range(n)]
@@ -38,7 +43,7 @@ def _dataset(directory: Path, same_refs: bool = False) -> Path:
         return src, tgt, refs
 
     splits = {}
-    for name, n in (("train", 64), ("valid", 8), ("test", 8)):
+    for name, n in (("train", 64), ("valid", n_valid), ("test", 8)):
         src, tgt, refs = pairs(n)
         splits[name] = Split(name, src, tgt, refs)
     write_dataset(directory, splits)
@@ -54,10 +59,23 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         Trainer(tiny_config(data, root / name, model="nat", max_steps=12, valid_every_steps=12,
                             tokenizer=str(root / "raw" / "tokenizer") if name != "raw" else None, **extra)).train()
         out[name] = root / name
+    Trainer(tiny_config(data, root / "at", model="at", max_steps=2, valid_every_steps=2,
+                        tokenizer=str(root / "raw" / "tokenizer"))).train()
+    out["at"] = root / "at"
     return out
 
 
-SETTINGS = ProxyMetricSettings(n_resamples=50)
+def _mple(argv: list[str], capsys) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``mple argv`` run in this process."""
+    try:
+        code = main(argv)
+    except SystemExit as exit:
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+SETTINGS = ProxyMetricSettings(n_resamples=100)
 
 
 def test_l_nat_and_l_target_of_a_raw_model_match_independent_computations(runs):
@@ -74,7 +92,7 @@ def test_l_nat_and_l_target_of_a_raw_model_match_independent_computations(runs):
     assert result["l_mple"] == pytest.approx(result["l_nat_bits_per_token"] + result["l_target"])
     assert result["ci95"]["l_mple"][0] <= result["l_mple"] <= result["ci95"]["l_mple"][1]
     assert result["signature"].startswith("MPLE|T:raw|Z:vanilla|beta:0.2|refs:extra")
-    everything = proxy_metrics(runs["raw"], runs["data"], ProxyMetricSettings(n_resamples=50, target_refs="all",
+    everything = proxy_metrics(runs["raw"], runs["data"], ProxyMetricSettings(n_resamples=100, target_refs="all",
                                                                              decode_bleu=False))
     both = np.mean([np.mean([sacrebleu.sentence_bleu(t, [r]).score for r in refs]) for t, refs in
                     zip(valid.tgt, valid.refs)])
@@ -84,7 +102,7 @@ def test_l_nat_and_l_target_of_a_raw_model_match_independent_computations(runs):
 def test_l_target_of_a_target_equal_to_every_reference_is_minus_100_beta(tmp_path):
     data = _dataset(tmp_path / "data", same_refs=True)
     Trainer(tiny_config(data, tmp_path / "run", model="nat", max_steps=2, valid_every_steps=2)).train()
-    result = proxy_metrics(tmp_path / "run", data, ProxyMetricSettings(n_resamples=20, beta=0.3, decode_bleu=False))
+    result = proxy_metrics(tmp_path / "run", data, ProxyMetricSettings(n_resamples=100, beta=0.3, decode_bleu=False))
     assert result["l_target"] == pytest.approx(-30.0)
 
 
@@ -128,7 +146,7 @@ def test_l_input_is_the_exact_kl_up_to_sampling_error_and_not_negative(runs):
     exact, variance = _exact_l_input(runs)
     assert exact >= 0.0  # a KL divergence
     samples = 200
-    result = proxy_metrics(runs["cmlm"], runs["data"], ProxyMetricSettings(n_resamples=20, samples=samples),
+    result = proxy_metrics(runs["cmlm"], runs["data"], ProxyMetricSettings(n_resamples=100, samples=samples),
                            input_predictor=runs["raw"])
     tokens = result["n_tokens"]
     estimate = result["l_input_bits_per_token"] * tokens
@@ -147,7 +165,7 @@ def test_axe_scores_its_own_alignment_and_detokenized_target(runs):
 
 def test_screening_reproduces_single_proxy_numbers(runs):
     report = screen_targets(runs["raw"], runs["data"], parse_screen_targets("raw,axe:1,oaxe"), SETTINGS)
-    single = proxy_metrics(runs["raw"], runs["data"], ProxyMetricSettings(n_resamples=50, target="oaxe"))
+    single = proxy_metrics(runs["raw"], runs["data"], ProxyMetricSettings(n_resamples=100, target="oaxe"))
     screened = report["results"][2]
     for key in ("l_nat_bits_per_token", "l_target", "l_mple"):
         assert screened[key] == pytest.approx(single[key], rel=1e-12)
@@ -173,7 +191,7 @@ def test_bad_settings_are_clear_errors(runs, tmp_path):
 def test_command_writes_the_result_and_a_table(runs, tmp_path):
     out = tmp_path / "r.json"
     result = subprocess.run([sys.executable, "-m", "mple_metrics.cli", "estimate", "mple", "--nat", str(runs["raw"]),
-                             "--data", str(runs["data"]), "--resamples", "20", "--out", str(out)],
+                             "--data", str(runs["data"]), "--resamples", "100", "--out", str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
@@ -181,3 +199,139 @@ def test_command_writes_the_result_and_a_table(runs, tmp_path):
                 "bleu_sample", "ci95", "beta", "target", "input", "n_sentences", "n_tokens", "signature"):
         assert key in report
     assert "bits/tok" in result.stdout and "L_MPLE" in result.stdout
+
+
+# -- premises shared with mple evaluate -----------------------------------------------------------
+
+def test_input_sampling_needs_a_trained_mask_head(runs, tmp_path, capsys):
+    """The raw run was trained with the vanilla input: its "is masked" head is its random
+    initialisation, so Input Sampling from it (evaluate) and L_input under it (estimate mple) are
+    refused, naming the option and the recorded input."""
+    code, _, err = _mple(["evaluate", "--ckpt", str(runs["raw"]), "--data", str(runs["data"]), "--quiet",
+                          "--decode", "input-sampling", "--input-predictor-nat", str(runs["raw"])], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--decode input-sampling" in err and "--input vanilla" in err
+    code, _, err = _mple(["estimate", "mple", "--nat", str(runs["raw"]), "--data", str(runs["data"]), "--input",
+                          "cmlm", "--input-predictor", str(runs["raw"]), "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--input cmlm" in err and "--input vanilla" in err
+    with pytest.raises(ValueError, match="--mask-head-weight 0"):
+        check_mask_head({"input": "glat", "mask_head_weight": 0.0}, "run", "--decode input-sampling")
+    check_mask_head({"input": "glat", "mask_head_weight": 1.0}, "run", "--decode input-sampling")  # trained
+
+
+def test_an_at_as_input_predictor_is_refused_as_evaluate_refuses_it(runs, tmp_path, capsys):
+    code, _, evaluate_err = _mple(["evaluate", "--ckpt", str(runs["cmlm"]), "--data", str(runs["data"]), "--quiet",
+                                   "--decode", "input-sampling", "--input-predictor-nat", str(runs["at"])], capsys)
+    assert code == 2 and "is an AT; it must be a NAT" in evaluate_err
+    code, _, err = _mple(["estimate", "mple", "--nat", str(runs["cmlm"]), "--data", str(runs["data"]),
+                          "--input-predictor", str(runs["at"]), "--out", str(tmp_path / "r.json")], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--input-predictor" in err and "is an AT; it must be a NAT" in err and "forward()" not in err
+
+
+def test_a_non_vanilla_input_predictor_is_warned_about(runs, tmp_path, capsys):
+    result = proxy_metrics(runs["cmlm"], runs["data"], ProxyMetricSettings(n_resamples=100, samples=1,
+                                                                          decode_bleu=False),
+                           input_predictor=runs["cmlm"])
+    assert [w for w in result["warnings"] if w.startswith("--input-predictor") and "--input cmlm" in w], result
+    vanilla = proxy_metrics(runs["cmlm"], runs["data"], ProxyMetricSettings(n_resamples=100, samples=1,
+                                                                           decode_bleu=False),
+                            input_predictor=runs["raw"])
+    assert vanilla["warnings"] == []
+    out = tmp_path / "e.json"
+    code, _, err = _mple(["evaluate", "--ckpt", str(runs["cmlm"]), "--data", str(runs["data"]), "--quiet",
+                          "--decode", "input-sampling", "--input-predictor-nat", str(runs["cmlm"]),
+                          "--json", str(out)], capsys)
+    assert code == 0, err
+    assert "warning: --input-predictor-nat" in err and "--input cmlm" in err
+    assert [w for w in json.loads(out.read_text())["warnings"] if "--input cmlm" in w]
+
+
+def test_the_data_default_to_the_checkpoints_own(runs, tmp_path, capsys):
+    """Without --data both commands measure the data the checkpoint was trained on (not the bundled
+    corpus): the same numbers as with that --data given; another --data is warned about by name."""
+    implicit, explicit = tmp_path / "implicit.json", tmp_path / "explicit.json"
+    for argv, out in (([], implicit), (["--data", str(runs["data"])], explicit)):
+        code, _, err = _mple(["estimate", "mple", "--nat", str(runs["raw"]), "--no-bleu", "--out", str(out), *argv],
+                             capsys)
+        assert code == 0 and "warning" not in err, err
+    first, second = json.loads(implicit.read_text()), json.loads(explicit.read_text())
+    assert first["data"] == str(runs["data"]) and first["warnings"] == []
+    for key in ("l_nat_bits_per_token", "l_target", "l_mple", "n_sentences"):
+        assert first[key] == second[key]
+    for argv, out in (([], implicit), (["--data", str(runs["data"])], explicit)):
+        code, _, err = _mple(["evaluate", "--ckpt", str(runs["raw"]), "--beam", "1", "--quiet", "--json", str(out),
+                              *argv], capsys)
+        assert code == 0 and "warning" not in err, err
+    first, second = json.loads(implicit.read_text()), json.loads(explicit.read_text())
+    assert first["data"] == str(runs["data"]) and first["warnings"] == []
+    for key in ("bleu", "nll_bits_per_token", "sentences"):
+        assert first[key] == second[key]
+    other = _dataset(tmp_path / "other", seed=1)
+    code, _, err = _mple(["evaluate", "--ckpt", str(runs["raw"]), "--data", str(other), "--beam", "1", "--quiet",
+                          "--json", str(out)], capsys)
+    assert code == 0 and f"warning: --data {other} is not the data" in err and str(runs["data"]) in err
+    assert len(json.loads(out.read_text())["warnings"]) == 1
+    result = proxy_metrics(runs["raw"], other, ProxyMetricSettings(n_resamples=100, decode_bleu=False))
+    assert any(w.startswith(f"--data {other}") and str(runs["data"]) in w for w in result["warnings"])
+
+
+def test_recorded_data_that_is_not_found_asks_for_data(runs, tmp_path, capsys):
+    payload = torch.load(runs["raw"] / "best.pt", map_location="cpu", weights_only=True)
+    payload["train_config"]["data"] = str(tmp_path / "moved")
+    torch.save(payload, tmp_path / "moved.pt")
+    with pytest.raises(ValueError, match=r"--data not given, .*moved\) is not found from here; give --data DIR"):
+        proxy_metrics(tmp_path / "moved.pt", None, SETTINGS)
+    code, _, err = _mple(["evaluate", "--ckpt", str(tmp_path / "moved.pt"), "--quiet"], capsys)
+    assert code == 2 and "--data not given" in err and err.count("\n") == 1
+
+
+def test_intervals_need_sentences_to_resample(runs, tmp_path):
+    """One sentence: no interval (null), not a zero-width one; a few: a warning.  A split of 5
+    sentences read through its own dataset (the data warning is expected beside it)."""
+    one = proxy_metrics(runs["raw"], _dataset(tmp_path / "one", n_valid=1, seed=2),
+                        ProxyMetricSettings(n_resamples=100, decode_bleu=False))
+    assert one["n_sentences_l_target"] == 1 and one["ci95"] is None
+    assert any("only 1 sentences" in w and "no interval" in w for w in one["warnings"])
+    five = proxy_metrics(runs["raw"], _dataset(tmp_path / "five", n_valid=5, seed=3),
+                         ProxyMetricSettings(n_resamples=100, decode_bleu=False))
+    low, high = five["ci95"]["l_mple"]
+    assert low < high and any("only 5 sentences" in w and "unreliable" in w for w in five["warnings"])
+    with pytest.raises(ValueError, match="--resamples must be >= 100"):
+        ProxyMetricSettings(n_resamples=1)
+
+
+def test_unk_rate_of_the_evaluated_targets_is_reported_and_warned(runs, tmp_path):
+    """Valid targets with words the training data never had: the reported <unk> rate is the share of
+    those words (a word tokenizer maps each unseen word to one <unk>)."""
+    directory = tmp_path / "unseen"
+    base = load_dataset(_dataset(tmp_path / "base", seed=4))
+    valid = base.valid
+    targets = [t if i % 2 else f"{t} omega psi" for i, t in enumerate(valid.tgt)]
+    refs = [[t, r[1]] for t, r in zip(targets, valid.refs)]
+    write_dataset(directory, {"train": base.train, "test": base.test,
+                              "valid": Split("valid", valid.src, targets, refs)})
+    known = {w for t in load_dataset(runs["data"]).train.tgt for w in t.split()}
+    words = [w for t in targets for w in t.split()]
+    expected = sum(w not in known for w in words) / len(words)
+    result = proxy_metrics(runs["raw"], directory, ProxyMetricSettings(n_resamples=100, decode_bleu=False))
+    assert expected > 0.01 and result["unk_rate"]["rate"] == pytest.approx(expected)
+    assert any("<unk>" in w for w in result["warnings"])
+    clean = proxy_metrics(runs["raw"], runs["data"], SETTINGS)
+    assert clean["unk_rate"]["rate"] == 0.0 and not any("<unk>" in w for w in clean["warnings"])
+
+
+def test_kd_data_and_screened_targets_must_be_read(runs, tmp_path):
+    with pytest.raises(ValueError, match="--kd: the target scored is raw"):
+        proxy_metrics(runs["raw"], runs["data"], SETTINGS, overrides={"kd": [str(runs["data"])]})
+    with pytest.raises(ValueError, match="--kd: --targets names no kd"):
+        screen_targets(runs["raw"], runs["data"], parse_screen_targets("raw,oaxe"), SETTINGS, kd=[str(runs["data"])])
+    with pytest.raises(ValueError, match=r"--targets names 'raw' twice"):
+        parse_screen_targets("raw,oaxe,raw")
+    with pytest.raises(ValueError, match=r"--targets names 'axe:5.0' twice \('axe:5'"):
+        parse_screen_targets("axe:5,axe:5.0")
+    assert len(parse_screen_targets("axe,axe:5,axe:1")) == 3  # distinct penalties are distinct targets
+    for bad in ("axe:-1", "axe:nan", "axe:inf"):
+        with pytest.raises(ValueError, match=f"--targets: '{bad}': the AXE skip penalty"):
+            parse_screen_targets(bad)

@@ -145,3 +145,43 @@ def test_to_dict():
 def test_bad_input_names_the_argument(kwargs, error, name):
     with pytest.raises(error, match=rf"^{name}\b"):
         paired_bootstrap(**kwargs)
+
+
+# -- the shared minimum of resamples and the small-n rule ------------------------------------------
+
+def test_one_resample_makes_an_interval_that_can_exclude_the_estimate_so_commands_refuse_it():
+    """With one resample both ends are that resample's statistic: it misses the estimate whenever
+    the draw repeats a sentence, which is why every command asks for MIN_RESAMPLES."""
+    a = np.arange(8.0)
+    misses = 0
+    for seed in range(20):
+        interval = paired_bootstrap(a, n_resamples=1, seed=seed)
+        misses += not interval.low <= interval.estimate <= interval.high
+    assert misses > 0
+    for bad in (1, bootstrap_module.MIN_RESAMPLES - 1):
+        with pytest.raises(ValueError, match=rf"--resamples must be >= {bootstrap_module.MIN_RESAMPLES}"):
+            bootstrap_module.check_resamples(bad, "--resamples")
+    with pytest.raises(TypeError, match="--bootstrap"):
+        bootstrap_module.check_resamples(100.0, "--bootstrap")
+    assert bootstrap_module.check_resamples(bootstrap_module.MIN_RESAMPLES) == bootstrap_module.MIN_RESAMPLES
+
+
+def test_few_sentences_undercover_which_the_warning_says():
+    """At n = 3 the percentile interval covers the mean far less often than 95% (it has few distinct
+    resamples and is too narrow); at n = 1 it has width 0.  The warning says so below
+    MIN_RELIABLE_UNITS, and that no interval exists at n = 1; none at n >= MIN_RELIABLE_UNITS."""
+    rng = np.random.default_rng(3)
+    covered = 0
+    for repetition in range(REPETITIONS):
+        interval = paired_bootstrap(rng.normal(0.0, 1.0, 3), n_resamples=200, seed=repetition)
+        covered += interval.low <= 0.0 <= interval.high
+    assert covered / REPETITIONS < NOMINAL - 3 * TOLERANCE, covered
+    degenerate = paired_bootstrap([1.5], n_resamples=200)
+    assert degenerate.low == degenerate.high
+    assert not bootstrap_module.has_interval(1) and bootstrap_module.has_interval(2)
+    one = bootstrap_module.interval_warning(1)
+    assert "only 1 sentences" in one and "no interval" in one and "null" in one
+    three = bootstrap_module.interval_warning(3, "methods")
+    assert "only 3 methods" in three and "unreliable" in three
+    assert bootstrap_module.interval_warning(bootstrap_module.MIN_RELIABLE_UNITS - 1) is not None
+    assert bootstrap_module.interval_warning(bootstrap_module.MIN_RELIABLE_UNITS) is None

@@ -23,8 +23,9 @@ from mple_metrics.train import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TRAIN_ARGS = ["--max-epochs", "6", "--patience", "2", "--max-tokens", "64", "--resamples", "200", "--at-beam", "1",
-              "--quiet"]
+# Known-C truth is per word: these sets are meant for the word tokenizer (the default is spm).
+TRAIN_ARGS = ["--tokenizer-kind", "word", "--max-epochs", "6", "--patience", "2", "--max-tokens", "64",
+              "--resamples", "200", "--at-beam", "1", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,12 @@ def test_training_form_writes_the_report_with_a_sensible_estimate(estimate_dir, 
                 "bleu_nat", "delta_bleu", "signature", "converged", "training", "models", "length_terms"):
         assert key in report, key
     assert report["n_sentences"] == 80 and report["n_tokens"] == 240
-    assert report["signature"].startswith("C|V:transformer-tiny|tok:word|len:include|seeds:1|n:80|")
+    # Both architectures and the tokenizer, read from the checkpoints: tiny = d64, 4 heads, ffn 256, 2+2.
+    vocab = load_model(estimate_dir / "seed1" / "at" / "best.pt")[1].tgt.vocab_size
+    assert report["signature"].startswith("C|V:nat-d64-h4-ffn256-l2+2-uniform/at-d64-h4-ffn256-l2+2|"
+                                          f"tok:word{vocab}|len:include|seeds:1|n:80|")
+    assert report["target_unk"] == {"rate": 0.0, "unk_tokens": 0, "tokens": 240}
+    assert all("has not converged" in w for w in report["warnings"])
     # Six short epochs are far from convergence; the sign and the rough size are known.
     assert 0.0 < report["c_bits_per_sentence"] < 3 * truth["c_bits_per_sentence"]
     low, high = report["ci95_bits_per_sentence"]
@@ -125,6 +131,8 @@ def test_given_models_form_equals_the_training_form(estimate_dir, known_c, tmp_p
     trained = json.loads((estimate_dir / "tc.json").read_text())
     assert given["c_bits_per_token"] == pytest.approx(trained["c_bits_per_token"], abs=1e-12)
     assert given["converged"] is None
+    # The same models carry the same signature whichever form scored them.
+    assert given["signature"] == trained["signature"]
 
 
 def test_given_scores_form_reads_plain_files(tmp_path, known_c):
@@ -195,7 +203,7 @@ def test_convergence_needs_early_stops_and_a_stable_estimate():
 
 def test_schedule_fits_the_data(known_c, tmp_path):
     data, _ = known_c
-    settings = TCTrainingSettings(data=str(data), out=str(tmp_path / "s"), max_epochs=10)
+    settings = TCTrainingSettings(data=str(data), out=str(tmp_path / "s"), max_epochs=10, tokenizer_kind="word")
     schedule = derive_schedule(settings, shared_tokenizer(settings))
     # 600 sentences of 4 tokens with </s>: the batch shrinks to its floor and warmup to 10% of the plan.
     assert schedule.max_tokens == 256
@@ -208,6 +216,8 @@ def test_several_seeds_pool_per_sentence_and_report_their_spread(known_c, tmp_pa
     data, _ = known_c
     out = tmp_path / "seeds"
     args = [a if a != "6" else "3" for a in TRAIN_ARGS]  # three epochs: only the bookkeeping is tested
+    beam = args.index("--at-beam")
+    del args[beam:beam + 2]  # with --no-bleu nothing is decoded, so --at-beam would be refused
     assert main(["estimate", "tc", "--data", str(data), "--out", str(out), "--seeds", "2", "--no-bleu",
                  *args]) == 0
     report = json.loads((out / "tc.json").read_text())
@@ -254,3 +264,119 @@ def test_a_larger_budget_continues_the_runs_instead_of_reusing_them(known_c, tmp
     assert after["steps"] > before["steps"] and after["epochs_completed"] == 6
     # The report is of the models trained further, not of cached scores of the earlier ones.
     assert json.loads((out / "tc.json").read_text())["c_bits_per_token"] != first["c_bits_per_token"]
+
+
+# Given checkpoints that break Ĉ's premises: tiny runs of two updates on the toy task of test_train.
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    """A plain-MLE NAT and AT of one family and tokenizer, and variants that break a premise."""
+    from test_train import TINY_MODEL, tiny_config, tiny_dataset
+
+    from mple_metrics.train import Trainer
+
+    root = tmp_path_factory.mktemp("tiny_runs")
+    data = tiny_dataset(root / "data")
+
+    def run(name: str, **changes) -> Path:
+        values = {"max_steps": 2, "valid_every_steps": 0, "keep_best": 1, "label_smoothing": 0.0, **changes}
+        Trainer(tiny_config(data, root / name, **values)).train()
+        return root / name
+
+    return data, {
+        "nat": run("nat", model="nat"),
+        "at": run("at"),
+        "nat-smoothed-glat": run("nat-smoothed-glat", model="nat", label_smoothing=0.1, input="glat"),
+        "nat-deeper": run("nat-deeper", model="nat", model_overrides={**TINY_MODEL, "decoder_layers": 2}),
+        "at-5-words": run("at-5-words", vocab_size=5),
+        "nat-5-words": run("nat-5-words", model="nat", vocab_size=5),
+    }
+
+
+def _given(tiny_runs, nat: str, at: str, out: Path, capsys, *extra: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``mple estimate tc --nat NAT --at AT`` on the toy data."""
+    data, runs = tiny_runs
+    code = main(["estimate", "tc", "--nat", str(runs[nat]), "--at", str(runs[at]), "--data", str(data),
+                 "--out", str(out), "--resamples", "100", "--no-bleu", *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_given_models_of_two_families_are_refused(tiny_runs, tmp_path, capsys):
+    code, _, err = _given(tiny_runs, "nat-deeper", "at", tmp_path / "deeper", capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "not of one model family: decoder_layers 2 (NAT) != 1 (AT)" in err
+    assert "nat-deeper" in err and not (tmp_path / "deeper" / "tc.json").exists()
+
+
+def test_given_models_with_two_tokenizers_are_refused(tiny_runs, tmp_path, capsys):
+    # Both word tokenizers, learnt on the same text, one cut to 5 words.
+    code, _, err = _given(tiny_runs, "nat", "at-5-words", tmp_path / "tok", capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "different tokenizers" in err and "(NAT) != word" in err
+
+
+def test_given_models_off_plain_mle_are_named_in_warnings(tiny_runs, tmp_path, capsys):
+    code, _, err = _given(tiny_runs, "nat-smoothed-glat", "at", tmp_path / "glat", capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "glat" / "tc.json").read_text())
+    smoothing = [w for w in report["warnings"] if "label_smoothing=0.1" in w]
+    inputs = [w for w in report["warnings"] if "input='glat'" in w]
+    assert len(smoothing) == 1 and smoothing[0].startswith("--nat ") and "the NAT" in smoothing[0]
+    assert len(inputs) == 1
+    for warning in report["warnings"]:
+        assert f"warning: {warning}" in err
+    # The signature names both architectures (test_train's TINY_MODEL: d16, 2 heads, ffn 32, 1+1 layers).
+    assert report["signature"].startswith("C|V:nat-d16-h2-ffn32-l1+1-uniform/at-d16-h2-ffn32-l1+1|tok:word")
+    # The plain pair draws no premise warning.
+    code, _, err = _given(tiny_runs, "nat", "at", tmp_path / "plain", capsys)
+    assert code == 0
+    from mple_metrics.estimators.bootstrap import interval_warning
+    plain = json.loads((tmp_path / "plain" / "tc.json").read_text())
+    assert [w for w in plain["warnings"] if w != interval_warning(plain["n_sentences"])] == []
+
+
+def test_a_proxy_target_is_named_in_a_warning():
+    from mple_metrics.estimators.tc_pipeline import premise_warnings
+    (warning,) = premise_warnings("NAT", "run/kd", {"label_smoothing": 0.0, "target": "kd", "input": "vanilla"})
+    assert warning.startswith("--nat run/kd:") and "target='kd'" in warning
+    assert premise_warnings("AT", "run/at", {"label_smoothing": 0.0, "target": "raw", "input": "vanilla"}) == []
+
+
+def test_the_early_stopping_split_is_named_in_a_warning(tiny_runs, tmp_path, capsys):
+    code, _, err = _given(tiny_runs, "nat", "at", tmp_path / "valid", capsys, "--split", "valid")
+    assert code == 0
+    from mple_metrics.estimators.bootstrap import interval_warning
+    report = json.loads((tmp_path / "valid" / "tc.json").read_text())
+    (warning,) = [w for w in report["warnings"] if w != interval_warning(report["n_sentences"])]
+    assert warning.startswith("--split valid is the early-stopping (validation) split of the NAT and the AT")
+    assert f"warning: {warning}" in err
+
+
+def test_the_training_form_warns_on_its_early_stopping_split(estimate_dir, known_c, tmp_path, capsys):
+    import shutil
+    data, _ = known_c
+    copy = tmp_path / "tc"
+    shutil.copytree(estimate_dir, copy)  # the models are reused; only the valid split is scored
+    assert main(["estimate", "tc", "--data", str(data), "--out", str(copy), "--split", "valid", *TRAIN_ARGS]) == 0
+    warnings = json.loads((copy / "tc.json").read_text())["warnings"]
+    assert any(w.startswith("--split valid is the early-stopping (validation) split") for w in warnings)
+    assert "warning: --split valid is the early-stopping" in capsys.readouterr().err
+
+
+def test_unk_targets_are_counted_and_warned_about(tiny_runs, tmp_path, capsys):
+    data, runs = tiny_runs
+    code, out, err = _given(tiny_runs, "nat-5-words", "at-5-words", tmp_path / "unk", capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "unk" / "tc.json").read_text())
+    # Independently: the test targets' words that are not in the checkpoint's vocabulary.
+    tokenizer = load_model(runs["at-5-words"])[1].tgt
+    vocabulary = {tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)}
+    words = [w for t in load_dataset(data, splits=("test",)).test.tgt for w in t.split()]
+    unknown = sum(w not in vocabulary for w in words)
+    assert unknown > 0.01 * len(words)
+    assert report["target_unk"] == {"rate": unknown / len(words), "unk_tokens": unknown, "tokens": len(words)}
+    assert any(f"of the test targets' tokens are <unk> ({unknown} of {len(words)} tokens" in w
+               for w in report["warnings"])
+    assert "warning: " in err and "<unk>" in err
+    assert f"<unk> share of the target tokens: {unknown / len(words):.2%} ({unknown} of {len(words)})" in out

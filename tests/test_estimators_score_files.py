@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -156,3 +158,87 @@ def test_fairseq_missing_ids_are_listed_without_enumerating_a_huge_range(tmp_pat
     listed = r"missing 999999999998 \(1, 2, 3, 4, 5, 6, 7, 8, 9, 10 \.\.\.\)"
     with pytest.raises(ValueError, match=listed):
         read_scores(write(tmp_path, "P-0\t-1\nP-999999999999\t-1\n"))
+
+
+def test_fairseq_target_lines_give_the_text_and_the_target_tokens(tmp_path):
+    result = read_score_file(write(tmp_path, FAIRSEQ_SAMPLE))
+    assert result.targets == ("yes", "no thanks", "that is good .")
+    # T = the T- line's tokens: the positions less </s>.
+    np.testing.assert_array_equal(result.n_target_tokens, [len(t.split()) for t in result.targets])
+    plain = read_score_file(write(tmp_path, "1\n2\n", "plain.txt"))
+    assert plain.targets is None and plain.n_target_tokens is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("T-0\tyes\nT-0\tyes\nP-0\t-1.0 -1.0\n", r"scores.txt:2: duplicate T-0 \(first at line 1\)"),
+    ("T-0\tyes\nT-1\tno\nP-0\t-1.0 -1.0\n", r"T-1 has no scores"),
+    ("T-0\tyes\nP-0\t-1.0 -1.0\nP-1\t-1.0\n", r"sentence id 1 has scores but no T- line"),
+])
+def test_fairseq_target_lines_must_match_the_scores(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message):
+        read_score_file(write(tmp_path, text))
+
+
+def _replace_line(text: str, prefix: str, line: str) -> str:
+    return "\n".join(line if old.startswith(prefix) else old for old in text.split("\n"))
+
+
+# The same three references scored by another model: every positional log-probability halved.
+AT_SAMPLE = _replace_line(_replace_line(_replace_line(
+    FAIRSEQ_SAMPLE, "P-2\t", "P-2\t-0.2500 -0.5000 -0.1250 -0.5000 -0.0000"),
+    "P-0\t", "P-0\t-1.0000 -0.5000"), "P-1\t", "P-1\t-0.1250 -0.2500 -0.0000")
+
+
+def _estimate_tc(nat_text: str, at_text: str, tmp_path, capsys) -> tuple[int, str]:
+    from mple_metrics.cli import main
+
+    nat, at = write(tmp_path, nat_text, "nat.txt"), write(tmp_path, at_text, "at.txt")
+    code = main(["estimate", "tc", "--nat-scores", str(nat), "--at-scores", str(at), "--out", str(tmp_path / "out"),
+                 "--resamples", "100"])
+    return code, capsys.readouterr().err
+
+
+def _sentences(text: str) -> dict[int, tuple[float, int]]:
+    """Independently of the reader: id -> (NLL bits = -sum of P-, tokens of the T- line)."""
+    nll = {int(line[2:line.index("\t")]): -sum(float(v) for v in line.split("\t")[1].split())
+           for line in text.split("\n") if line.startswith("P-")}
+    tokens = {int(line[2:line.index("\t")]): len(line.split("\t")[1].split())
+              for line in text.split("\n") if line.startswith("T-")}
+    return {i: (nll[i], tokens[i]) for i in nll}
+
+
+def test_estimate_tc_divides_fairseq_scores_by_the_target_tokens(tmp_path, capsys):
+    code, err = _estimate_tc(FAIRSEQ_SAMPLE, AT_SAMPLE, tmp_path, capsys)
+    assert code == 0, err
+    nat, at = _sentences(FAIRSEQ_SAMPLE), _sentences(AT_SAMPLE)
+    c = sum(nat[i][0] - at[i][0] for i in nat)
+    tokens = sum(nat[i][1] for i in nat)  # 7 target tokens; 10 positions with </s>
+    report = json.loads((tmp_path / "out" / "tc.json").read_text())
+    assert report["c_bits_per_token"] == pytest.approx(c / tokens, rel=1e-12)
+    assert report["c_bits_per_sentence"] == pytest.approx(c / 3, rel=1e-12)
+    assert report["n_tokens"] == tokens
+    assert report["target_unk"] == {"rate": 0.0, "unk_tokens": 0, "tokens": tokens}
+
+
+def test_estimate_tc_refuses_fairseq_files_of_other_targets(tmp_path, capsys):
+    # One extra position for sentence 1 in the NAT's file.
+    extra = _replace_line(FAIRSEQ_SAMPLE, "P-1\t", "P-1\t-0.2500 -0.5000 -0.1000 -0.0000")
+    code, err = _estimate_tc(extra, AT_SAMPLE, tmp_path, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert re.search(r"--nat-scores \S*nat\.txt and --at-scores \S*at\.txt score different targets: sentence id 1 "
+                     r"has 4 positional scores in the first and 3 in the second", err), err
+    # Another reference text for sentence 0, same number of positions.
+    other = _replace_line(AT_SAMPLE, "T-0\t", "T-0\tno")
+    code, err = _estimate_tc(FAIRSEQ_SAMPLE, other, tmp_path, capsys)
+    assert code == 2 and "nat.txt" in err and "at.txt" in err and "T-0 is 'yes' in the first and 'no'" in err
+
+
+def test_estimate_tc_counts_unk_in_fairseq_targets(tmp_path, capsys):
+    # fairseq prints an unknown reference word as <<unk>> on the T- line.
+    nat = _replace_line(FAIRSEQ_SAMPLE, "T-2\t", "T-2\tthat is <<unk>> .")
+    at = _replace_line(AT_SAMPLE, "T-2\t", "T-2\tthat is <<unk>> .")
+    code, err = _estimate_tc(nat, at, tmp_path, capsys)
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "tc.json").read_text())
+    assert report["target_unk"] == {"rate": 1 / 7, "unk_tokens": 1, "tokens": 7}
+    assert "warning: 14.3% of the score files' T- target tokens are <unk>" in err

@@ -263,3 +263,69 @@ def test_bad_input_names_the_argument(args, kwargs, error, name):
 
 def test_estimate_type():
     assert isinstance(conditional_tc([2.0], [1.0], [1], n_resamples=1), TCEstimate)
+
+
+def test_the_histogram_says_whether_the_estimate_converged(tmp_path, rng):
+    from mple_metrics.estimators.total_correlation import c_histogram_figure, c_histogram_png
+
+    nat, at, tokens = known_c_scores(rng, n=40, noise=1.0)
+    e = conditional_tc(nat, at, tokens, n_resamples=100)
+
+    def title_and_texts(*args):
+        axes = c_histogram_figure(e, *args).axes[0]
+        return axes.get_title(), [text.get_text() for text in axes.texts]
+
+    title, texts = title_and_texts(False, "the AT did not early-stop")
+    assert "NOT CONVERGED" in title and "the AT did not early-stop" in title and "NOT CONVERGED" in texts
+    title, texts = title_and_texts(True, "both models settled")
+    assert "converged" in title and "NOT" not in title and texts == []
+    title, texts = title_and_texts(None, "models given: training not observed")
+    assert "convergence unknown: models given" in title and texts == []
+    # The report's picture is that figure, drawn from the report's own convergence fields.
+    paths = write_tc_report(tmp_path, e, extra={"converged": False, "convergence_note": "the AT did not early-stop"})
+    assert paths["c_hist.png"].read_bytes() == c_histogram_png(e, False, "the AT did not early-stop")
+    assert paths["c_hist.png"].read_bytes() != c_histogram_png(e, True, "the AT did not early-stop")
+
+
+def test_unk_rate_counts_the_unk_id_of_token_sequences():
+    import torch
+
+    from mple_metrics.data import UNK_ID, unk_rate, unk_rate_warning
+
+    rng = np.random.default_rng(5)
+    sequences = [rng.integers(0, 8, int(n)).tolist() for n in rng.integers(0, 12, 50)]
+    brute = sum(token == UNK_ID for sequence in sequences for token in sequence)
+    total = sum(len(sequence) for sequence in sequences)
+    rate = unk_rate(sequences)
+    assert (rate.unk_tokens, rate.tokens, rate.rate) == (brute, total, brute / total)
+    assert unk_rate([torch.tensor(s, dtype=torch.long) for s in sequences]) == rate
+    assert unk_rate(sequences, unk_id=7).unk_tokens == sum(t == 7 for s in sequences for t in s)
+    assert unk_rate([]).rate == 0.0
+    assert unk_rate_warning(unk_rate([[UNK_ID] + [9] * 99]), "x") is None  # exactly 1%: not above
+    warning = unk_rate_warning(unk_rate([[UNK_ID, UNK_ID] + [9] * 98]), "the test targets")
+    assert warning.startswith("2.0% of the test targets are <unk> (2 of 100 tokens")
+
+
+def test_one_sentence_has_no_interval_and_few_sentences_are_warned_about(tmp_path, rng):
+    """One sentence: every resample is that sentence, so the 'interval' would have width 0; it is
+    reported as null.  Below 10 sentences the interval is written with a warning."""
+    nat, at, tokens = known_c_scores(rng, n=1)
+    single = conditional_tc(nat, at, tokens, n_resamples=100)
+    assert single.c_bits_per_sentence == pytest.approx(float(nat[0] - at[0]))
+    assert all(math.isnan(v) for v in (*single.ci95_bits_per_token, *single.ci95_bits_per_sentence))
+    document = json.loads(write_tc_report(tmp_path / "one", single)["tc.json"].read_text())
+    assert document["ci95_bits_per_token"] == [None, None]
+    assert any("no interval" in w for w in document["warnings"])
+    assert "none (1 sentence)" in format_tc_table(single)
+
+    nat, at, tokens = known_c_scores(rng, n=5, noise=2.0)
+    few = conditional_tc(nat, at, tokens, n_resamples=100)
+    low, high = few.ci95_bits_per_token
+    assert low < high
+    document = json.loads(write_tc_report(tmp_path / "few", few)["tc.json"].read_text())
+    assert any("unreliable below 10" in w for w in document["warnings"])
+
+    nat, at, tokens = known_c_scores(rng, n=30, noise=2.0)
+    enough = conditional_tc(nat, at, tokens, n_resamples=100)
+    document = json.loads(write_tc_report(tmp_path / "enough", enough)["tc.json"].read_text())
+    assert not any("unreliable" in w or "no interval" in w for w in document.get("warnings", []))

@@ -410,3 +410,42 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, pattern):
     assert re.match(r"mple proxies( tune-gamma)?: error: ", lines[0]), lines[0]
     assert re.search(pattern, lines[0]), lines[0]
     assert not out.exists() and not out.parent.exists()
+
+
+def test_documented_option_defaults_are_the_parsers():
+    """docs/proxies.md's table of tune-gamma options gives the defaults the command uses."""
+    from mple_metrics.cli import _subparsers, build_parser
+
+    parser = next(sub for sub in _subparsers(build_parser()) if sub.prog == "mple proxies tune-gamma")
+    defaults = {option: action.default for action in parser._actions for option in action.option_strings}
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "proxies.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## Tuning γ for dynamic KD"):]
+    rows = re.findall(r"^\| `(--[a-z-]+)[^`]*` \| ([^|]+) \|", section, flags=re.MULTILINE)
+    checked = 0
+    for option, documented in rows:
+        documented = documented.strip().strip("`")
+        if documented in ("required", "off"):
+            continue
+        default = defaults[option]
+        shown = " ".join(f"{v:g}" for v in default) if isinstance(default, list) else \
+            f"{default:g}" if isinstance(default, float) else str(default)
+        assert shown == documented, f"{option}: docs/proxies.md says {documented!r}, the parser {shown!r}"
+        checked += 1
+    assert checked >= 5  # --split, --beta, --range, --step, --references, --search
+
+
+def test_dynamic_kd_training_refuses_a_candidate_directory_and_its_member(kd_dirs, tmp_path):
+    """As tune-gamma does: one teacher's outputs may be only one candidate of dynamic KD."""
+    from mple_metrics.data import Split
+    from mple_metrics.proxies import read_target_text
+
+    candidates = tmp_path / "cand"
+    candidates.mkdir()
+    for directory in kd_dirs:
+        directory.rename(candidates / directory.name)
+    write_candidates_manifest(candidates, [{"name": d.name, "dir": d.name} for d in kd_dirs])
+    split = Split("valid", SOURCES, RAW)
+    with pytest.raises(ValueError, match=r"--kd .*teacher0 is named twice"):
+        read_target_text("dynamic-kd", [candidates, candidates / "teacher0"], split)
+    with pytest.raises(ValueError, match=r"KD directory .*teacher0 is named twice"):
+        read_kd_candidates([candidates, candidates / "teacher0"])  # tune-gamma's own check agrees

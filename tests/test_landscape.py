@@ -207,6 +207,9 @@ def test_two_processes_equal_one(runs, tmp_path):
     assert two.complete and two.meta["world_size"] == 2
     np.testing.assert_allclose(two.values["nll"], one.values["nll"], rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(two.values["bleu"], one.values["bleu"])
+    assert two.points_complete and one.points_complete  # the checkpoints, dealt to the ranks like cells
+    np.testing.assert_array_equal(two.points["bleu"], one.points["bleu"])
+    np.testing.assert_allclose(two.points["nll"], one.points["nll"], rtol=1e-6, atol=1e-9)
     assert not list((tmp_path / "two").glob("landscape.rank*.npz"))
 
 
@@ -306,3 +309,229 @@ def test_sigkill_and_rerun_of_the_command_finishes_the_grid(runs, tmp_path):
     np.testing.assert_array_equal(resumed.values["bleu"], fresh.values["bleu"])
     np.testing.assert_allclose(resumed.values["nll"], fresh.values["nll"], rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(resumed.values["bleu"][partial.done], partial.values["bleu"][partial.done])
+
+
+# -- the checkpoints themselves, the data, the proxy, damaged files, the pictures --------------------
+
+def _evaluate(runs, key: str, tmp_path: Path, data: str | None = None) -> dict:
+    """``mple evaluate`` of a checkpoint on the valid split (its JSON)."""
+    json_path = tmp_path / f"evaluate-{key}.json"
+    assert main(["evaluate", "--ckpt", str(runs[key]), "--data", str(data or runs["data"]), "--split", "valid",
+                 "--json", str(json_path), "--quiet"]) == 0
+    return json.loads(json_path.read_text())
+
+
+def test_default_grid_reports_each_checkpoint_exactly_as_mple_evaluate(runs, tmp_path, capsys):
+    """No --data (the checkpoints' own data, not the bundled corpus) and the default 21x21 grid, whose
+    nodes miss the checkpoints: the table and landscape.json give each checkpoint what `mple evaluate`
+    gives it, to the last bit."""
+    out = tmp_path / "default"
+    assert main(["landscape", *[x for c in _three(runs) for x in ("--ckpt", c)], "--quiet", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    summary = json.loads((out / "landscape.json").read_text())
+    assert summary["grid"] == [21, 21] and summary["data"] == str(runs["data"]) and summary["split"] == "valid"
+    assert summary["warnings"] == []
+    for row, key in zip(summary["checkpoints"], ("init", "mle", "fast")):
+        want = _evaluate(runs, key, tmp_path)
+        assert row["nll"] == want["nll_bits_per_token"] and row["bleu"] == want["bleu"], key
+        # the grid has no node on the checkpoint: its nearest cell is another point (the old report)
+        assert (row["nearest_cell"]["a"], row["nearest_cell"]["b"]) != (row["a"], row["b"])
+        assert row["nearest_cell"]["nll"] != want["nll_bits_per_token"]
+        line = next(text for text in table.splitlines() if text.startswith(row["label"]))
+        assert f"{want['nll_bits_per_token']:.4f}" in line and f"{want['bleu']:.4f}" in line
+    saved = Landscape.load(out)
+    assert saved.points_done.all() and saved.complete
+    # random directions: the centre checkpoint is the point (a 2x2 grid has no node at it)
+    capsys.readouterr()
+    assert main(["landscape", "--ckpt", str(runs["mle"]), "--directions", "random", "--grid", "2x2", "--quiet",
+                 "--out", str(tmp_path / "random")]) == 0
+    centre = json.loads((tmp_path / "random" / "landscape.json").read_text())["checkpoints"]
+    want = _evaluate(runs, "mle", tmp_path)
+    assert len(centre) == 1 and (centre[0]["nll"], centre[0]["bleu"]) == (want["nll_bits_per_token"], want["bleu"])
+
+
+def test_checkpoints_resume_and_old_files_get_them(runs, tmp_path):
+    """The checkpoints are saved like cells: a run stopped after them keeps them, and a landscape file
+    written before they existed (version 1) is resumed by computing only them."""
+    states = [load_checkpoint(p)["model"] for p in _three(runs)]
+    plane = Plane.from_state_dicts(states)
+    from mple_metrics.models import ModelConfig
+    model = build_model(ModelConfig.from_dict(load_checkpoint(runs["init"])["model_config"]))
+    calls = []
+
+    def metric(m):
+        calls.append(1)
+        return _first_weight(m)
+
+    metrics = [Metric("w", "units", True, metric)]
+    loaders = [lambda s=s: s for s in states]
+    a, b = grid_axes(plane, 3, 2, 0.25)
+
+    def stop(y, x):
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        evaluate_grid(plane, model, metrics, a, b, tmp_path, progress=False, on_cell=stop, checkpoints=loaders)
+    partial = Landscape.load(tmp_path)
+    assert partial.points_done.all() and partial.done.sum() == 1
+    np.testing.assert_array_equal(partial.points["w"], [float(s["src_embed.weight"].double()[3, 1]) for s in states])
+    calls.clear()
+    resumed = evaluate_grid(plane, model, metrics, a, b, tmp_path, progress=False, checkpoints=loaders)
+    assert len(calls) == 6 - 1 and resumed.complete and resumed.points_complete
+    # a version-1 file: no checkpoint arrays
+    with np.load(tmp_path / "landscape.npz") as data:
+        arrays = {k: data[k] for k in data.files if not k.startswith("checkpoint_metric_") and k != "checkpoint_done"}
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.asarray(json.dumps({**meta, "version": 1}))
+    np.savez(tmp_path / "landscape.npz", **arrays)
+    old = Landscape.load(tmp_path)
+    assert not old.points_done.any() and np.isnan(old.points["w"]).all() and old.complete
+    calls.clear()
+    again = evaluate_grid(plane, model, metrics, a, b, tmp_path, progress=False, checkpoints=loaders)
+    assert len(calls) == 3 and again.points_complete
+    np.testing.assert_array_equal(again.points["w"], partial.points["w"])
+
+
+def _with_recorded_data(source: Path, target: Path, data: str) -> Path:
+    payload = torch.load(source, weights_only=True)
+    payload["train_config"]["data"] = data
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, target)
+    return target
+
+
+def _exit_line(argv: list[str], capsys) -> tuple[int, str]:
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return code, err[0]
+
+
+def test_data_defaults_to_the_checkpoints_and_other_data_warns(runs, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(runs["data"], copy)
+    args = ["landscape", "--ckpt", str(runs["mle"]), "--ckpt", str(runs["fast"]), "--grid", "2", "--metrics", "nll",
+            "--max-sentences", "2", "--quiet"]
+    assert main([*args, "--data", str(copy), "--out", str(tmp_path / "other")]) == 0
+    err = capsys.readouterr().err
+    warning = next(line for line in err.splitlines() if line.startswith("warning:"))
+    assert f"--data {copy}" in warning and str(runs["data"]) in warning
+    summary = json.loads((tmp_path / "other" / "landscape.json").read_text())
+    assert summary["data"] == str(copy) and len(summary["warnings"]) == 1 and str(runs["data"]) in summary["warnings"][0]
+    # the same data named otherwise is no warning
+    assert main([*args, "--data", str(runs["data"]) + "/", "--out", str(tmp_path / "same")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    # checkpoints of different recorded data, and no --data: refused, naming both
+    moved = _with_recorded_data(runs["fast"], tmp_path / "moved" / "last.pt", str(copy))
+    code, line = _exit_line(["landscape", "--ckpt", str(runs["mle"]), "--ckpt", str(moved), "--grid", "2",
+                             "--out", str(tmp_path / "refused")], capsys)
+    assert code == 2 and "--data is not given" in line and str(copy) in line and str(runs["data"]) in line
+    # recorded data that is not there
+    gone = _with_recorded_data(runs["fast"], tmp_path / "gone" / "last.pt", str(tmp_path / "no-such-data"))
+    code, line = _exit_line(["landscape", "--ckpt", str(gone), "--directions", "random", "--grid", "2",
+                             "--out", str(tmp_path / "refused")], capsys)
+    assert code == 2 and "no-such-data" in line and "--data" in line
+    assert not (tmp_path / "refused").exists()
+
+
+def test_l_nat_proxy_must_match_the_data(runs, tmp_path, capsys):
+    """kd scores a teacher's outputs: refused on raw data; raw refused on a KD dataset (kd.json)."""
+    base = ["landscape", "--ckpt", str(runs["mle"]), "--ckpt", str(runs["fast"]), "--grid", "2", "--metrics",
+            "nll,l_nat", "--max-sentences", "2", "--quiet"]
+    code, line = _exit_line([*base, "--proxy", "kd", "--data", str(runs["data"]), "--out", str(tmp_path / "a")], capsys)
+    assert code == 2 and "--proxy kd" in line and str(runs["data"]) in line and "not a KD dataset" in line
+    kd = tmp_path / "kd"
+    shutil.copytree(runs["data"], kd)
+    (kd / "kd.json").write_text("{}\n")
+    code, line = _exit_line([*base, "--proxy", "raw", "--data", str(kd), "--out", str(tmp_path / "b")], capsys)
+    assert code == 2 and "--proxy raw" in line and str(kd) in line and "KD dataset" in line
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert main([*base, "--proxy", "kd", "--data", str(kd), "--out", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    l_nat = Landscape.load(tmp_path / "c").metrics[1]
+    assert l_nat["name"] == "l_nat" and "'kd'" in l_nat["description"] and "KD (teacher) targets" in l_nat["description"]
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "text", "other-npz"])
+def test_damaged_landscape_files_exit_2_naming_them(runs, tmp_path, capsys, damage):
+    out = tmp_path / "out"
+    argv = ["landscape", "--ckpt", str(runs["mle"]), "--ckpt", str(runs["fast"]), "--grid", "2", "--metrics", "nll",
+            "--max-sentences", "1", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    npz = out / "landscape.npz"
+    if damage == "empty":
+        npz.write_bytes(b"")
+    elif damage == "truncated":
+        npz.write_bytes(npz.read_bytes()[:-200])
+    elif damage == "text":
+        npz.write_text("a,b\n1,2\n")
+    else:
+        np.savez(npz, x=np.arange(3))
+    for command in (["landscape", "plot", str(out)], ["landscape", "plot", str(npz)], argv):
+        code, line = _exit_line(command, capsys)
+        assert code == 2, line
+        assert f"{npz} is not a readable mple_metrics landscape file" in line
+        assert "allow_pickle" not in line and "unsafe" not in line
+
+
+def test_a_huge_grid_is_refused_before_anything_is_allocated(runs):
+    from mple_metrics.landscape.grid import MAX_GRID_CELLS
+    with pytest.raises(ValueError, match="10,000,000,000 cells"):
+        parse_grid("100000x100000")
+    assert parse_grid("1000x1000") == (1000, 1000) and MAX_GRID_CELLS == 1000 * 1000
+    with pytest.raises(ValueError, match="cells"):
+        parse_grid("1000001", line=True)
+    states = [load_checkpoint(p)["model"] for p in _three(runs)]
+    model = build_model(_model_config(runs))
+    with pytest.raises(ValueError, match="1,002,001 cells"):
+        evaluate_grid(Plane.from_state_dicts(states), model, [Metric("w", "units", True, _first_weight)],
+                      np.zeros(1001), np.zeros(1001), progress=False)
+
+
+def _model_config(runs):
+    from mple_metrics.models import ModelConfig
+    return ModelConfig.from_dict(load_checkpoint(runs["init"])["model_config"])
+
+
+def _synthetic(span_b: float, axes: str = "orthonormal") -> Landscape:
+    """A landscape without a model: a over [-0.25, 1.25], b over span_b times that."""
+    a = np.linspace(-0.25, 1.25, 7)
+    b = np.linspace(-0.25, 1.25, 9) * span_b
+    grid_a, grid_b = np.meshgrid(a, b)
+    metrics = [{"name": "nll", "unit": "bits/token", "higher_is_better": False},
+               {"name": "bleu", "unit": "0-100", "higher_is_better": True}]
+    plane = {"kind": "plane", "axes": axes, "labels": ["θ0 (x)", "θ1 (y)", "θ2 (z)"],
+             "coordinates": [[0.0, 0.0], [1.0, 0.0], [0.3, span_b]]}
+    return Landscape(a, b, {"nll": (grid_a - 0.5) ** 2 + grid_b, "bleu": grid_a + grid_b},
+                     np.ones(grid_a.shape, dtype=bool), np.zeros(grid_a.shape), metrics, plane,
+                     {"data": "/data/wmt-sample", "split": "test", "sentences": 300},
+                     {"nll": np.array([5.0, 4.0, 3.0]), "bleu": np.array([1.0, 2.0, 3.0])}, np.ones(3, dtype=bool))
+
+
+@pytest.mark.parametrize("span_b", [3.0, 0.3])
+def test_orthonormal_panels_keep_equal_scales_and_fill_the_figure(span_b):
+    """A tall (or flat) orthonormal plane gives tall (or flat) panels that fill the figure, with equal
+    scales and a colour bar as high as its panel; the title names the data and the split."""
+    from mple_metrics.landscape.plots import draw
+
+    figure = draw(_synthetic(span_b))
+    figure.canvas.draw()
+    width, height = figure.get_size_inches()
+    panels = [ax for ax in figure.axes if ax.get_xlabel()]
+    bars = [ax for ax in figure.axes if not ax.get_xlabel()]
+    assert len(panels) == 2 and len(bars) == 2
+    covered = 0.0
+    for ax, bar in zip(panels, bars):
+        box = ax.get_position()
+        box_w, box_h = box.width * width, box.height * height
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        assert (box_h / box_w) == pytest.approx((y1 - y0) / (x1 - x0), rel=0.01)  # equal scales
+        assert (y1 - y0) / (x1 - x0) == pytest.approx(span_b, rel=1e-9)  # the grid's own extent
+        assert bar.get_position().height == pytest.approx(box.height, rel=0.01)
+        covered += box_w * box_h
+    assert covered / (width * height) > 0.22  # the old fixed 10.4 x 4.4 figure left 0.13-0.15
+    title = figure._suptitle.get_text()
+    assert "/data/wmt-sample" in title and "test split" in title and "300 sentences" in title
+    labels = [t.get_text() for t in panels[0].texts]
+    assert any(t.startswith("θ1 (y)") and "4" in t for t in labels)  # the checkpoint's own value is marked

@@ -420,3 +420,92 @@ def test_docs_page_examples_run_and_are_linked():
     for code in blocks:
         exec(code, {})  # noqa: S102 -- our own documentation
     assert "(losses.md)" in (DOCS / "index.md").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- log-probabilities only
+
+
+@pytest.mark.parametrize("cls", [AXELoss, OaXELoss])
+def test_scores_above_zero_are_refused_naming_log_probs(cls):
+    """Logits instead of log-probs give negative "losses" (the ops score any numbers): refused."""
+    lp, tg, lengths = oaxe_batch(3, 5, 8, fresh_seed(), min_len=1)
+    tg = tg.clamp(min=0)
+    args = (tg, lengths) if cls is OaXELoss else (lengths, lengths)
+    logits = lp + 4.0  # log_softmax undone by a shift: every value above 0
+    criterion = cls() if cls is OaXELoss else cls(blank=0)
+    with pytest.raises(ValueError, match=r"^log_probs must be log-probabilities \(<= 0\): log_probs\[0, 0, \d+\]"):
+        criterion(logits, *args)
+    with pytest.raises(ValueError, match=r"log_probs must be log-probabilities"):
+        criterion.align(logits, *args)
+    # Rounding just above 0 passes, and positions past the lengths are never read, whatever they hold.
+    nudged = lp.clone()
+    nudged[:, :, 0] = nudged[:, :, 0].clamp(max=1e-7)
+    padded = lp.clone()
+    short = lengths.clamp(max=3)
+    padded[:, 3:] = 5.0
+    if cls is OaXELoss:
+        criterion(nudged, tg, lengths)
+        torch.testing.assert_close(criterion(padded, tg, short), oaxe_loss(padded, tg, short))
+    else:
+        criterion(nudged, tg, lengths, lengths)
+        torch.testing.assert_close(criterion(padded, tg, short, short), axe_loss(padded, tg, short, short, blank=0))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_a_sentence_no_ordering_can_score_costs_inf_in_both_losses(reduction):
+    """A target token of probability 0 at every prediction: +inf without gradient in AXE and OaXE
+    alike; the other sentences score as they do alone (the ops on the feasible sentences)."""
+    lp, tg, lengths = oaxe_batch(4, 5, 8, fresh_seed(), min_len=2)
+    tg = tg.clamp(min=0)
+    tg[1, 0] = 3
+    lp[1, :, 3] = -math.inf  # sentence 1's first target token is impossible everywhere
+    feasible = torch.tensor([0, 2, 3])
+    lp.requires_grad_()
+    for name, criterion, args, op in (
+            ("oaxe", OaXELoss(reduction=reduction), (tg, lengths),
+             lambda x, idx: oaxe_loss(x, tg[idx], lengths[idx], reduction="none")),
+            ("axe", AXELoss(blank=0, reduction=reduction), (tg, lengths, lengths),
+             lambda x, idx: axe_loss(x, tg[idx], lengths[idx], lengths[idx], blank=0, reduction="none"))):
+        loss = criterion(lp, *args)
+        expected_rest = op(lp[feasible], feasible)
+        if reduction == "none":
+            assert math.isinf(loss[1].item()) and loss[1].item() > 0, name
+            torch.testing.assert_close(loss[feasible], expected_rest)
+            (grad,) = torch.autograd.grad(loss[feasible].sum() + loss[1], lp)
+        else:
+            assert math.isinf(loss.item()) and loss.item() > 0, name
+            (grad,) = torch.autograd.grad(loss, lp)
+        assert bool((grad[1] == 0).all()), name  # no gradient from the sentence no ordering scores
+        (expected_grad,) = torch.autograd.grad(expected_rest.sum(), lp)
+        scale = 1.0 if reduction != "mean" else 1.0 / float(lengths.sum())
+        torch.testing.assert_close(grad[feasible], scale * expected_grad[feasible], msg=name)
+    # OaXE's align keeps that sentence's targets in order, the others as the op aligns them alone.
+    proxy = OaXELoss().align(lp, tg, lengths)
+    assert proxy[1].tolist() == tg[1].tolist()
+    assert proxy[feasible].tolist() == oaxe_align(lp[feasible], tg[feasible], lengths[feasible]).tolist()
+    with pytest.raises(ValueError, match="every ordering"):  # the op itself still refuses it
+        oaxe_loss(lp, tg, lengths)
+
+
+def test_readme_kernel_example_runs_and_its_bleu_numbers_are_sacrebleus():
+    """The README's kernels snippet runs; the BLEU it quotes (with and without the lengths) is
+    sacrebleu's on the unpadded and on the padded ids."""
+    import sacrebleu
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL) if "sentence_bleu(" in b)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
+    quoted = re.search(r"0-100: ([\d.]+), ([\d.]+) \(without the lengths: ([\d.]+), ([\d.]+)\)", block)
+    hyps, refs = namespace["hyp_ids"], namespace["ref_ids"]
+    hyp_lengths, ref_lengths = [5, 7], [6, 7]
+
+    def text(ids) -> str:
+        return " ".join(str(int(i)) for i in ids)
+
+    with_lengths = [sacrebleu.sentence_bleu(text(hyps[b, :hyp_lengths[b]]), [text(refs[b, 0, :ref_lengths[b]])]).score
+                    for b in range(2)]
+    padded = [sacrebleu.sentence_bleu(text(hyps[b]), [text(refs[b, 0])]).score for b in range(2)]
+    torch.testing.assert_close(namespace["scores"], torch.tensor(with_lengths, dtype=torch.float64), rtol=0, atol=1e-9)
+    assert [float(x) for x in quoted.groups()] == [round(v, 2) for v in with_lengths + padded]
+    assert with_lengths[0] != padded[0]  # the padding changes the score: the lengths matter

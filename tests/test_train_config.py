@@ -143,3 +143,57 @@ def test_non_finite_gradient_norm_stops_training(data_dir, tmp_path, monkeypatch
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", overflowing)
     with pytest.raises(TrainingDivergedError, match="at update 3: its gradient norm is inf"):
         trainer.train()
+
+
+def test_dynamic_kd_refuses_a_kd_directory_named_twice_and_negative_gamma(tmp_path, capsys):
+    kd = tmp_path / "kd"
+    kd.mkdir()
+    base = dict(model="nat", target="dynamic-kd")
+    with pytest.raises(ValueError, match=r"--kd .*kd is named twice; each teacher's outputs can be only one"):
+        TrainConfig(**base, kd=[str(kd), str(kd)])
+    with pytest.raises(ValueError, match=r"--kd .*is named twice \(also as .*kd\)"):
+        TrainConfig(**base, kd=[str(kd), str(tmp_path / "." / "kd" / ".." / "kd")])  # the same directory
+    with pytest.raises(ValueError, match=r"--gamma must be finite numbers >= 0, one per candidate, got \[-1"):
+        TrainConfig(**base, kd=[str(kd)], gamma=[-1.0, 1.0])
+    TrainConfig(**base, kd=[str(kd)], gamma=[0.0, 2.5])  # zero weights are legal
+    for extra, message in ((["--kd", str(kd), "--kd", str(kd)], "is named twice"),
+                           (["--kd", str(kd), "--gamma", "-1", "1"], "--gamma must be finite numbers >= 0")):
+        code = main(["train", "--data", "bundled", "--model", "nat", "--target", "dynamic-kd",
+                     "--out", str(tmp_path / "run"), "--quiet", *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_dynamic_kd_target_refuses_negative_gamma():
+    import numpy as np
+
+    from mple_metrics.proxies.dynamic_kd import DynamicKDTarget
+
+    candidates = {"train": [[[4, 5], [4, 6]]]}
+    pairwise = {"train": np.full((1, 2, 2), 50.0)}
+    assert DynamicKDTarget(candidates, pairwise, gamma=[0.0, 1.0]).gamma == [0.0, 1.0]
+    with pytest.raises(ValueError, match=r"--gamma weights must be finite numbers >= 0, got \[1.0, -0.5\]"):
+        DynamicKDTarget(candidates, pairwise, gamma=[1.0, -0.5])
+
+
+def test_output_paths_are_checked_by_writing_there_and_leave_nothing_behind(tmp_path):
+    """output_dir/output_file probe the destination with a temporary file: /proc passes os.access
+    for root but takes no new file, and the probe is removed where it succeeds."""
+    import argparse
+
+    from mple_metrics.commands.argument_types import output_dir, output_file
+
+    existing = tmp_path / "run"
+    existing.mkdir()
+    assert output_dir(str(existing)) == existing and output_file(str(existing / "a.json")) == existing / "a.json"
+    assert output_dir(str(tmp_path / "new" / "deeper")) == tmp_path / "new" / "deeper"
+    assert list(tmp_path.rglob("*")) == [existing]  # no probe left, nothing created
+    for make, path, message in ((output_dir, "/proc", "/proc is not writable"),
+                                (output_dir, "/proc/mple-missing/run", "/proc is not writable"),
+                                (output_file, "/proc/mple.json", "/proc is not writable"),
+                                (output_file, str(existing), "is a directory"),
+                                (output_dir, str(tmp_path / "file" / "run"), "not a directory")):
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            make(path)

@@ -5,7 +5,8 @@ Each is an ``argparse`` ``type=`` function: a bad value raises ``argparse.Argume
 argparse refuses it with exit status 2 and one line naming the option, e.g.
 ``mple train: error: argument --seed: must be an integer in [0, 9223372036854775807], got ...``.
 Paths are checked without being opened, so ``/dev/stdin``, FIFOs and process substitution
-(``<(...)``) are accepted as inputs.
+(``<(...)``) are accepted as inputs.  Output paths are checked up front by creating and removing a
+temporary file where they will be written, so an unwritable destination is refused before any work.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import tempfile
 from pathlib import Path
 
 #: Seeds are stored as int64 (torch generators, JSON configs): ``0 <= seed <= SEED_MAX``.
@@ -42,6 +44,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
     return value
+
+
+def bootstrap_resamples(text: str) -> int:
+    """A number of bootstrap resamples: an integer >= ``estimators.bootstrap.MIN_RESAMPLES``."""
+    from ..estimators.bootstrap import check_resamples  # imported when the option is given
+
+    try:
+        return check_resamples(_int(text))
+    except ValueError as error:  # reworded without the library's argument name
+        raise argparse.ArgumentTypeError(str(error).removeprefix("n_resamples ")) from None
 
 
 def non_negative_int(text: str) -> int:
@@ -133,7 +145,25 @@ def input_file_or_stdin(text: str) -> str | Path:
     return "-" if text == "-" else input_file(text)
 
 
-def _check_parents(path: Path, text: str) -> None:
+def _probe_writable(directory: Path, text: str) -> None:
+    """Create and remove a temporary file in ``directory``: ``os.access`` alone says yes to root
+    everywhere, and to anyone on a file system that refuses writes anyway (/proc, a read-only
+    mount), which would only show after all the work, when the result is written."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".mple-write-check-", dir=directory)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {directory} is not writable "
+                                         f"({error.strerror or error})") from None
+    os.close(handle)
+    try:
+        os.unlink(name)
+    except OSError:
+        pass
+
+
+def _check_writable_location(path: Path, text: str) -> None:
+    """``path`` can be written: its nearest existing ancestor directory (the parent, or where the
+    missing parents will be created) is a directory that accepts a new file."""
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -141,18 +171,20 @@ def _check_parents(path: Path, text: str) -> None:
         raise argparse.ArgumentTypeError(f"cannot create {text}: {parent} is not a directory")
     if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"cannot create {text}: {parent} is not writable")
+    _probe_writable(parent, text)
 
 
 def output_file(text: str) -> Path:
     """A file to write (atomically, so it is replaced, never written through): absent or a regular
-    file, not a directory nor a device or FIFO; missing parent directories are created."""
+    file, not a directory nor a device or FIFO, in a directory that accepts new files (checked by
+    creating one); missing parent directories are created."""
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a directory; expected a file name")
     if path.exists() and not path.is_file():
         raise argparse.ArgumentTypeError(f"{text} is not a regular file (files are written to a "
                                          f"temporary file and renamed over the target)")
-    _check_parents(path, text)
+    _check_writable_location(path, text)
     return path
 
 
@@ -162,9 +194,15 @@ def output_file_or_stdout(text: str) -> str | Path:
 
 
 def output_dir(text: str) -> Path:
-    """A directory to write into: absent (created) or an existing directory, not a file."""
+    """A directory to write into: absent (created, in a writable place) or an existing, writable
+    directory, not a file."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
-    _check_parents(path, text)
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise argparse.ArgumentTypeError(f"cannot write into {text}: it is not writable")
+        _probe_writable(path, text)
+    else:
+        _check_writable_location(path, text)
     return path

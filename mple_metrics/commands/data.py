@@ -1,7 +1,8 @@
 """``mple data``: inspect datasets and write synthetic and known-C ones.
 
-  mple data info [DIR]                     split sizes, vocabularies, lengths, references per sentence
-  mple data synth {a,b} --from DIR --out DIR2      Synthetic A/B (paper Appendix B)
+  mple data info [DIR]                     split sizes, vocabularies, lengths, references per sentence,
+                                           corpus BLEU among the references
+  mple data synth {a,b} --from DIR --out DIR2      Synthetic A/B (paper Appendix B, model tokens)
   mple data known-c --kind kmodes --k 2 --m 8 --out DIR    dataset with exactly known C + truth.json
 
 DIR is a dataset directory (see docs/data.md) or ``bundled`` for the corpus shipped with the
@@ -17,9 +18,12 @@ import sys
 from pathlib import Path
 
 from ..atomic_write import atomic_write_text
-from ..data import (BUNDLED_NAME, KNOWN_C_KINDS, SYNTHETIC_KINDS, TokenizerPair, load_dataset,
-                    make_synthetic, resolve_dataset_path, write_dataset, write_known_c)
-from .argument_types import output_dir, output_file, positive_float, positive_int, probability, seed
+from ..data import (BUNDLED_NAME, KNOWN_C_KINDS, SYNTHETIC_KINDS, SYNTHETIC_LEVELS, TokenizerPair,
+                    dataset_tokenizers, load_dataset, load_tokenizer, make_synthetic, resolve_dataset_path,
+                    write_known_c)
+from ..data.reference_agreement import NEAR_COPY_BLEU, format_matrix, near_copy_pairs, reference_matrix
+from .argument_types import (non_negative_float, output_dir, output_file, positive_float, positive_int,
+                             probability, seed)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,16 +39,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            "lengths (default: spm, a joint SentencePiece BPE; none: skip)")
     info.add_argument("--vocab-size", type=positive_int, default=8000,
                       help="tokenizer vocabulary size (upper bound; default 8000)")
+    info.add_argument("--near-copy-bleu", type=_bleu_threshold, default=NEAR_COPY_BLEU,
+                      help="warn when two of target and references score a corpus BLEU above this "
+                           f"(0-100; default {NEAR_COPY_BLEU:g}): one is a near-copy of the other")
     info.add_argument("--json", type=output_file, default=None,
                       help="also write the numbers to this JSON file")
     info.set_defaults(run=run_info)
 
     synth = sub.add_parser("synth", help="Synthetic A/B: corrupted English -> English (Appendix B)")
     synth.add_argument("kind", choices=SYNTHETIC_KINDS,
-                       help="a: replace 50%% of source words; b: a, then drop 10%% of them")
+                       help="a: replace 50%% of the target's tokens in the source; b: a, then drop 10%% of them")
     synth.add_argument("--from", dest="source", default=BUNDLED_NAME,
                        help="dataset whose targets are used (default: bundled)")
     synth.add_argument("--out", type=output_dir, required=True, help="output dataset directory")
+    synth.add_argument("--level", choices=SYNTHETIC_LEVELS, default="token",
+                       help="token (default, the paper's): corrupt the model's tokens and store the tokenizer "
+                            "with the dataset; word: corrupt whitespace words, plain text")
+    synth.add_argument("--tokenizer", default=None,
+                       help="token level: the tokenizer the models will use (a saved tokenizer or tokenizer-pair "
+                            "directory; of a pair, its target side); default: the one --from carries, else a "
+                            "SentencePiece BPE learnt on the training targets")
+    synth.add_argument("--vocab-size", type=_spm_vocab_size, default=None,
+                       help="pieces of the learnt tokenizer (upper bound, >= 300; default 8000)")
     synth.add_argument("--seed", type=seed, default=0)
     synth.add_argument("--replace-prob", type=probability, default=0.5)
     synth.add_argument("--drop-prob", type=_drop_prob, default=0.1, help="in [0, 1) (default 0.1)")
@@ -67,10 +83,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     known.set_defaults(run=run_known_c)
 
 
+def _bleu_threshold(text: str) -> float:
+    value = non_negative_float(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be a BLEU score in [0, 100], got {text}")
+    return value
+
+
 def _drop_prob(text: str) -> float:
     value = probability(text)
     if value == 1.0:
-        raise argparse.ArgumentTypeError("must be below 1 (dropping every source word leaves nothing)")
+        raise argparse.ArgumentTypeError("must be below 1 (dropping every source token leaves nothing)")
+    return value
+
+
+def _spm_vocab_size(text: str) -> int:
+    value = positive_int(text)
+    if value < 300:  # 6 specials + 256 byte pieces + pieces
+        raise argparse.ArgumentTypeError(f"must be >= 300 (6 specials and 256 byte pieces are part of it), "
+                                         f"got {value}")
     return value
 
 
@@ -96,6 +127,35 @@ def _summary(dataset, tokenizers: TokenizerPair | None) -> dict:
                             "src_vocab_size": tokenizers.src.vocab_size,
                             "tgt_vocab_size": tokenizers.tgt.vocab_size}
     return out
+
+
+def _reference_agreement(dataset, threshold: float) -> tuple[dict, list[str], list[str]]:
+    """Corpus-BLEU matrix among target and extra references of each split that has them: its JSON
+    form by split, the lines to print, and a warning for every pair above ``threshold``."""
+    matrices: dict = {}
+    lines: list[str] = []
+    warnings: list[str] = []
+    for name, split in dataset.items():
+        matrix = reference_matrix(split)
+        if matrix is None:
+            continue
+        matrices[name] = matrix.to_json()
+        covered = ("" if matrix.sentences == len(split) else
+                   f" of {len(split):,}, those with every reference")
+        lines.append(f"corpus BLEU among the references ({name}, {matrix.sentences:,} sentences{covered}; "
+                     f"sacrebleu 13a; row as hypothesis, column as reference):")
+        lines.extend("  " + line for line in format_matrix(matrix))
+        for first, second, score in near_copy_pairs(matrix, threshold):
+            if first == "target":
+                pair = f"{second} and the target"
+                what = (f"{second} is a near-copy of the target, so multi-reference scores favour the "
+                        f"target's wording")
+            else:
+                pair = f"{first} and {second}"
+                what = "one is a near-copy of the other, so they count as one reference twice"
+            warnings.append(f"{name}: {pair} have corpus BLEU {score:.1f} (above --near-copy-bleu "
+                            f"{threshold:g}): {what}")
+    return matrices, lines, warnings
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -138,21 +198,68 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"tokenizer ({t['kind']}, {'joint' if t['joint'] else 'separate'}, learned on {first}): "
               f"source vocabulary {t['src_vocab_size']:,}, target vocabulary {t['tgt_vocab_size']:,}")
     print("lengths are means per sentence; refs/sent counts the target and the extra references")
+    summary["reference_bleu"], lines, summary["warnings"] = _reference_agreement(dataset, args.near_copy_bleu)
+    for line in lines:
+        print(line)
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json is not None:
         _write_json(args.json, summary)
     return 0
 
 
+def _synth_tokenizer(args: argparse.Namespace, source_path: Path):
+    """The tokenizer of a token-level synthetic dataset: --tokenizer, else the one --from carries,
+    else None (make_synthetic learns one)."""
+    if args.tokenizer is None:
+        carried = dataset_tokenizers(source_path)
+        return carried.tgt if carried is not None else None
+    path = Path(args.tokenizer)
+    try:
+        return TokenizerPair.load(path).tgt
+    except FileNotFoundError:
+        pass
+    try:
+        return load_tokenizer(path)
+    except FileNotFoundError:
+        raise ValueError(f"--tokenizer {path}: no saved tokenizer there (expected tokenizer.json, or joint/ "
+                         f"or src/ + tgt/ of a tokenizer pair)") from None
+
+
 def run_synth(args: argparse.Namespace) -> int:
-    source = load_dataset(resolve_dataset_path(args.source))
+    source_path = resolve_dataset_path(args.source)
+    source = load_dataset(source_path)
+    if args.level == "word" and args.tokenizer is not None:
+        raise ValueError("--tokenizer is used at --level token only (word level corrupts whitespace words)")
+    tokenizer = _synth_tokenizer(args, source_path) if args.level == "token" else None
+    if args.vocab_size is not None and (tokenizer is not None or args.level == "word"):
+        origin = "--level word" if args.level == "word" else \
+            "--tokenizer" if args.tokenizer is not None else f"the tokenizer {source_path / 'tokenizer'}"
+        print(f"warning: --vocab-size {args.vocab_size} is not used: {origin} decides the vocabulary",
+              file=sys.stderr)
     synthetic = make_synthetic(source, args.kind, seed=args.seed, replace_prob=args.replace_prob,
-                               drop_prob=args.drop_prob)
-    write_dataset(args.out, synthetic)
-    for name, split in synthetic.items():
-        n_target = sum(len(t.split()) for t in split.tgt)
-        n_source = sum(len(s.split()) for s in split.src)
-        print(f"{name}: {len(split):,} pairs, {n_target:,} target words, {n_source:,} source words")
-    print(f"wrote Synthetic {args.kind.upper()} to {args.out}", file=sys.stderr)
+                               drop_prob=args.drop_prob, level=args.level, tokenizer=tokenizer,
+                               vocab_size=args.vocab_size or 8000)
+    synthetic.write(args.out)
+    # Counted as the models will read the dataset: with its own tokenizers at token level.
+    pair = synthetic.tokenizers
+    unit = f"{pair.tgt.kind} tokens" if pair is not None else "words"
+    for name, split in synthetic.dataset.items():
+        if pair is not None:
+            sources, targets = pair.src.encode_batch(split.src), pair.tgt.encode_batch(split.tgt)
+        else:
+            sources, targets = [s.split() for s in split.src], [t.split() for t in split.tgt]
+        n_target, n_source = sum(map(len, targets)), sum(map(len, sources))
+        line = f"{name}: {len(split):,} pairs, {n_target:,} target {unit}, {n_source:,} source {unit}"
+        if args.kind == "a":
+            changed = sum(a != b for s, t in zip(sources, targets) for a, b in zip(s, t))
+            line += f", {100 * changed / max(n_target, 1):.2f}% replaced"
+        else:
+            line += f", {100 * (1 - n_source / max(n_target, 1)):.2f}% dropped"
+        print(line)
+    where = f" and its tokenizer ({pair.tgt.kind}, {pair.tgt.vocab_size:,} tokens) in {args.out / 'tokenizer'}" \
+        if pair is not None else ""
+    print(f"wrote Synthetic {args.kind.upper()} ({args.level} level) to {args.out}{where}", file=sys.stderr)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..decode import DecodeOptions
 from .argument_types import device, finite_float, non_negative_float, non_negative_int, positive_int
@@ -56,26 +57,57 @@ def check_beam(args: argparse.Namespace, model) -> None:
 
 
 def decode_options(args: argparse.Namespace) -> DecodeOptions:
+    """The decoding options of ``args``; a ValueError naming the option for a combination in which
+    one would be ignored."""
     if args.decode == "input-sampling" and args.length_beam != 1:
         raise ValueError("--decode input-sampling decodes at the predicted length: use --samples, not --length-beam")
+    if args.decode != "input-sampling":
+        # Only Input Sampling draws candidates: default decoding would silently decode one.
+        if args.samples != 1:
+            raise ValueError(f"--samples {args.samples} sets the Input Sampling candidates per sentence: it needs "
+                             f"--decode input-sampling (default decoding has no draws; use --length-beam for "
+                             f"several length candidates)")
+        if args.sampling_seed != 0:
+            raise ValueError("--sampling-seed seeds the draws of --decode input-sampling; default decoding has none")
     return DecodeOptions(beam=args.beam, length_penalty=args.length_penalty, max_len_a=args.max_len_a,
                          max_len_b=args.max_len_b, length_beam=args.length_beam,
                          length_factor=args.length_factor, dedup=args.dedup, strategy=args.decode,
                          samples=args.samples, seed=args.sampling_seed)
 
 
-def load_input_predictor(args: argparse.Namespace, model, tokenizers, device):
-    """The frozen NAT of Input Sampling (None for default decoding): ``--input-predictor-nat``."""
+def load_input_predictor(args: argparse.Namespace, model, tokenizers, device,
+                         train_config: dict | None = None, warnings: list[str] | None = None):
+    """The frozen NAT of Input Sampling (None for default decoding): ``--input-predictor-nat``.
+
+    Refuses a checkpoint (``args.ckpt``, whose ``train_config`` may be passed to save reading it
+    again) whose "is masked" head was never trained, and a predictor that is not a NAT of the same
+    tokenizer; a predictor not trained with the vanilla input is appended to ``warnings`` (printed
+    when None)."""
+    from ..decode.input_sampling import check_mask_head, predictor_warning
+
     if args.decode != "input-sampling":
         if args.input_predictor_nat:
             raise ValueError("--input-predictor-nat is for --decode input-sampling")
         return None
     if model.config.kind != "nat":
         raise ValueError("--decode input-sampling decodes a NAT; this checkpoint is an AT")
+    if train_config is None:
+        from ..models import load_checkpoint
+
+        train_config = load_checkpoint(args.ckpt)["train_config"]
+    check_mask_head(train_config or {}, str(args.ckpt), "--decode input-sampling")
     if not args.input_predictor_nat:
         raise ValueError("--decode input-sampling needs --input-predictor-nat CKPT (a vanilla NAT trained with "
                          "the same tokenizer)")
-    return _load_companion(args.input_predictor_nat, "--input-predictor-nat", "nat", tokenizers, device)
+    predictor, payload = _load_companion(args.input_predictor_nat, "--input-predictor-nat", "nat", tokenizers,
+                                         device)
+    warning = predictor_warning(payload.get("train_config") or {}, payload["path"], "--input-predictor-nat")
+    if warning is not None:
+        if warnings is None:
+            print(f"warning: {warning}", file=sys.stderr)
+        else:
+            warnings.append(warning)
+    return predictor
 
 
 def load_reranker(args: argparse.Namespace, model, tokenizers, device):
@@ -86,12 +118,13 @@ def load_reranker(args: argparse.Namespace, model, tokenizers, device):
         raise ValueError("--rerank picks among a NAT's candidates; this checkpoint is an AT")
     if args.length_beam == 1 and args.samples == 1:
         raise ValueError("--rerank needs candidates to choose from: --length-beam > 1 or --samples > 1")
-    return _load_companion(args.rerank, "--rerank", "at", tokenizers, device)
+    return _load_companion(args.rerank, "--rerank", "at", tokenizers, device)[0]
 
 
 def _load_companion(path, option: str, kind: str, tokenizers, device):
-    """A second model that decoding uses beside the checkpoint (the input predictor's NAT, the NPD
-    reranker): of model ``kind`` and with the checkpoint's tokenizer, else a ValueError naming ``option``."""
+    """(model, checkpoint payload) of a second model that decoding uses beside the checkpoint (the
+    input predictor's NAT, the NPD reranker): of model ``kind`` and with the checkpoint's tokenizer,
+    else a ValueError naming ``option``."""
     from ..models import load_model
     from ..train import tokenizer_files
 
@@ -102,4 +135,4 @@ def _load_companion(path, option: str, kind: str, tokenizers, device):
     if tokenizer_files(model_tokenizers) != tokenizer_files(tokenizers):
         raise ValueError(f"{option} {payload['path']} has another tokenizer than the model; train both with one "
                          f"(--tokenizer)")
-    return model
+    return model, payload

@@ -26,17 +26,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--smoke", action="store_true", help="every step on a few hundred sentences (~1 minute)")
     mode.add_argument("--full", action="store_true", help="add Table 3 and dynamic KD (larger budget)")
     p.add_argument("--budget-minutes", type=argument_types.positive_float, default=None,
-                   help="scale the sample and epoch caps to this budget (default: 25, --full 90)")
+                   help="scale the sample and epoch caps to this budget (default: 25, --full 90; not with "
+                        "--smoke, whose plan is fixed)")
     p.add_argument("--size", choices=("tiny", "small", "base"), default="tiny", help="model size (default: tiny)")
     p.add_argument("--device", type=argument_types.device, default="cpu")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars or tables: only the report's path is printed")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import make_plan, run_demo
+    from ..demo.pipeline import REPORT_JSON, REPORT_MD
 
     mode = "smoke" if args.smoke else "full" if args.full else "default"
     plan = make_plan(mode, budget_minutes=args.budget_minutes, size=args.size, device=args.device, quiet=args.quiet)
     run_demo(args.out, plan)
+    if args.quiet:  # without --quiet the pipeline ends with this line and the time taken
+        print(f"report: {(args.out / REPORT_MD).resolve()} and {(args.out / REPORT_JSON).resolve()}")
     return 0

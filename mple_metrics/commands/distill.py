@@ -9,7 +9,8 @@ Translates the sources of every split (train, valid, test) and writes a dataset 
 targets are the teacher's outputs; originals are kept as {split}.raw.tgt / .raw.refN.  Resumable:
 run the same command again after an interruption.  Chunks record the teacher checkpoint (SHA-256)
 and decoding options that made them: a rerun with another teacher or other options is refused,
-naming the difference; --overwrite discards what is there and starts over.
+naming the difference, and so is an --out holding a finished KD dataset of other --data (its
+sources, raw targets or references differ); --overwrite discards what is there and starts over.
 
 Several --teacher (or --candidates, or an --out that already is one) make a KD candidate
 directory: --out/kd0, --out/kd1, ... (one KD dataset per teacher, in order) and

@@ -7,7 +7,9 @@
 The method and its settings default to what the checkpoint was trained with (its config);
 --target/--input score it under another proxy.  --targets is the screening mode: one fixed
 checkpoint scored under several proxy targets, ranked by L_MPLE (theta fixed, Q varies: not the
-same as training with each).  See docs/estimators.md.
+same as training with each).  --data defaults to the data the checkpoint was trained on; warnings
+(another dataset, a non-vanilla input predictor, few sentences, many <unk>) go to stderr and into
+the JSON's "warnings" list.  See docs/estimators.md.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def register_mple(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mple", help="L_NAT, L_input, L_target, L_MPLE of a NAT checkpoint, with BLEU",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nat", required=True, type=argument_types.existing_path, help="NAT run or checkpoint")
-    p.add_argument("--data", default="bundled", help="dataset directory or 'bundled' (default)")
+    p.add_argument("--data", default=None,
+                   help="dataset directory or 'bundled' (default: the data the checkpoint was trained on)")
     p.add_argument("--split", default="valid", help="split with extra references (default: valid)")
     p.add_argument("--target", default=None, choices=TARGET_NAMES,
                    help="proxy target to score (default: the checkpoint's)")
@@ -47,7 +50,8 @@ def register_mple(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-refs", choices=("extra", "all"), default="extra",
                    help="references of L_target: the extra ones (default) or all, the target included")
     p.add_argument("--bleu-tokenize", choices=("13a", "ids"), default="13a")
-    p.add_argument("--resamples", type=argument_types.positive_int, default=1000, help="bootstrap resamples")
+    p.add_argument("--resamples", type=argument_types.bootstrap_resamples, default=1000,
+                   help="bootstrap resamples (at least 100; default: 1000)")
     p.add_argument("--no-bleu", dest="bleu", action="store_false", help="skip decoding (no corpus BLEU)")
     p.add_argument("--max-tokens", type=argument_types.positive_int, default=4096)
     p.add_argument("--device", type=argument_types.device, default="cpu")
@@ -69,11 +73,13 @@ def _table(results: list[dict]) -> str:
 
 def run_mple(args: argparse.Namespace) -> int:
     from ..atomic_write import atomic_write_text
-    from ..estimators.proxy_metrics import ProxyMetricSettings, parse_screen_targets, proxy_metrics, screen_targets
+    from ..estimators.proxy_metrics import (ProxyMetricSettings, check_kd_use, parse_screen_targets, proxy_metrics,
+                                            screen_targets)
     from ..train import resolve_device
 
     if args.targets and args.target:
         raise ValueError("--targets (screening) and --target exclude each other")
+    check_kd_use(args.target, args.kd)
     settings = ProxyMetricSettings(split=args.split, target=args.target, input=args.input, beta=args.beta,
                                    samples=args.samples, seed=args.seed, count=args.count,
                                    target_refs=args.target_refs, bleu_tokenize=args.bleu_tokenize,
@@ -87,10 +93,14 @@ def run_mple(args: argparse.Namespace) -> int:
         overrides = {"kd": list(args.kd)} if args.kd else None
         report = proxy_metrics(args.nat, args.data, settings, args.input_predictor, device, overrides=overrides)
         rows = [report]
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(_table(rows))
     if args.targets:
         print("ranking by L_MPLE (one fixed checkpoint, Q varies; not the same as training with each): "
               + " < ".join(report["ranking"]))
+    elif report["ci95"] is None:
+        print(f"{report['signature']}  L_MPLE: no interval ({report['n_sentences_l_target']} sentence)")
     else:
         ci = report["ci95"]["l_mple"]
         print(f"{report['signature']}  L_MPLE 95% CI [{ci[0]:.3f}, {ci[1]:.3f}]", file=sys.stdout)

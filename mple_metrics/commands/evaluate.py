@@ -6,6 +6,10 @@ BLEU is reported on detokenized text (sacrebleu's 13a tokenization, against the 
 written in the dataset) and on token ids, both by the batched BLEU kernels; NLL of the references
 in bits per token and per sentence (AT counts </s>; NAT scores at the gold length, its length term
 reported separately).
+
+The data default to the dataset the checkpoint was trained on (as its config records it); another
+--data is used with a warning naming both.  Warnings go to stderr as ``warning: ...`` lines and
+into the JSON's "warnings" list.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, type=existing_path,
                    help="checkpoint file or run directory (uses best.pt)")
-    p.add_argument("--data", default="bundled", help="dataset directory or 'bundled'")
+    p.add_argument("--data", default=None,
+                   help="dataset directory or 'bundled' (default: the data the checkpoint was trained on)")
     p.add_argument("--split", default="test")
     p.add_argument("--json", default=None, type=output_file, help="also write the results to this JSON file")
     p.add_argument("--hyps", default=None, type=output_file,
@@ -41,14 +46,20 @@ def run(args: argparse.Namespace) -> int:
     from ..data import EncodedSplit, load_dataset, resolve_dataset_path
     from ..decode import translate_encoded
     from ..atomic_write import atomic_write_text
+    from ..models.checkpoint import evaluation_data
     from ..train import bleu_scores, load_model, reference_nll, resolve_device
 
     device = resolve_device(args.device)
+    options = decode_options(args)
     model, tokenizers, payload = load_model(args.ckpt, device)
     check_beam(args, model)
-    predictor = load_input_predictor(args, model, tokenizers, device)
+    data, warning = evaluation_data(args.data, payload)
+    warnings = [] if warning is None else [warning]
+    predictor = load_input_predictor(args, model, tokenizers, device, payload.get("train_config") or {}, warnings)
     reranker = load_reranker(args, model, tokenizers, device)
-    split = load_dataset(resolve_dataset_path(args.data), splits=(args.split,))[args.split]
+    for warning in warnings:  # before the work, where a user sees them in time
+        print(f"warning: {warning}", file=sys.stderr)
+    split = load_dataset(resolve_dataset_path(data), splits=(args.split,))[args.split]
     encoded = EncodedSplit.encode(split, tokenizers)
     too_long = [i + 1 for i in range(len(split)) if max(len(encoded.src[i]), len(encoded.tgt[i])) >=
                 model.config.max_positions]
@@ -59,13 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(split), unit="sent", desc="evaluate", dynamic_ncols=True, file=sys.stderr)
-    options = decode_options(args)
     hyps = translate_encoded(model, encoded.src, options, max_tokens=args.max_tokens, device=device,
                              progress=bar.update if bar is not None else None, input_predictor=predictor, reranker=reranker)
     if bar is not None:
         bar.close()
-    result = {"checkpoint": payload["path"], "model": payload["model_config"]["kind"], "split": args.split,
-              "sentences": len(split), "decode": options.to_dict()}
+    result = {"checkpoint": payload["path"], "model": payload["model_config"]["kind"], "data": data,
+              "split": args.split, "sentences": len(split), "decode": options.to_dict(), "warnings": warnings}
     result.update(bleu_scores(hyps, split.refs, tokenizers))  # the references as written
     result.update(reference_nll(model, encoded, args.max_tokens, device))
     print(f"{result['bleu_signature']} = {result['bleu']:.2f}")

@@ -1,6 +1,6 @@
 """``mple landscape``: metrics on a plane through checkpoints in weight space (Figure 1).
 
-  mple landscape --ckpt INIT --ckpt A --ckpt B --data DIR|bundled [--split valid] [--grid 21x21]
+  mple landscape --ckpt INIT --ckpt A --ckpt B [--data DIR|bundled] [--split valid] [--grid 21x21]
                  [--margin 0.25] [--axes affine|orthonormal] [--metrics nll,bleu[,l_nat]]
                  [--max-sentences N] [decoding options] --out OUT_DIR
   mple landscape --ckpt A --ckpt B --grid 41 ... --out OUT_DIR          # the line between two
@@ -9,9 +9,11 @@
 
 The first word ``plot`` selects the redraw; anything else is a landscape run.  Affine axes put the
 checkpoints at (0,0), (1,0), (0,1); orthonormal axes (Gram-Schmidt) give Euclidean weight-space
-coordinates.  A NAT decodes at its predicted length in every cell.  Writes OUT_DIR/landscape.npz
-(resumed when rerun with the same settings), landscape.png (.pdf with --pdf) and landscape.json, and
-prints a short table.  Under torchrun the cells are split across the ranks.  See docs/landscape.md.
+coordinates.  A NAT decodes at its predicted length in every cell.  Each checkpoint is also evaluated
+at its own weights (what the table reports for it).  --data defaults to the data the checkpoints were
+trained on; other --data is used with a warning.  Writes OUT_DIR/landscape.npz (resumed when rerun
+with the same settings), landscape.png (.pdf with --pdf) and landscape.json, and prints a short
+table.  Under torchrun the cells are split across the ranks.  See docs/landscape.md.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ckpt", action="append", type=argument_types.existing_path, default=[],
                    help="checkpoint file or run directory; 3 span a plane (the first is the origin), 2 a "
                         "line, 1 with --directions random")
-    p.add_argument("--data", default="bundled", help="dataset directory or 'bundled' (default)")
+    p.add_argument("--data", default=None,
+                   help="dataset directory or 'bundled' (default: the data the checkpoints were trained on, "
+                        "their train_config.data; other data is used with a warning)")
     p.add_argument("--split", default="valid", help="evaluation split (default: valid)")
     p.add_argument("--out", type=argument_types.output_dir, default=None, help="output directory (required)")
     p.add_argument("--grid", type=_grid, default=None,
@@ -75,7 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", type=_metrics, default="nll,bleu",
                    help="comma-separated: nll (bits/token), bleu (0-100), l_nat (NAT, under --proxy)")
     p.add_argument("--proxy", choices=L_NAT_PROXIES, default="raw",
-                   help="proxy target of l_nat, with its default options (default: raw)")
+                   help="proxy target of l_nat, with its default options (default: raw); kd needs a KD "
+                        "dataset (mple distill's output) as --data, raw a dataset that is not one")
     p.add_argument("--max-sentences", type=argument_types.non_negative_int, default=0,
                    help="evaluate the first N sentences of the split (0 = all)")
     p.add_argument("--save-every", type=argument_types.positive_int, default=1,

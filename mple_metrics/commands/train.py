@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", choices=("tiny", "small", "base"), default=d.size)
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="override a ModelConfig field, e.g. --model-arg d_model=96 (repeatable)")
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--out", required=True, type=argument_types.output_dir, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
     p.add_argument("--nat-input", choices=("uniform", "soft", "mask"), default=None,
                    help="a NAT's vanilla decoder input: uniform or soft copy of the source, or all <mask> "
@@ -125,8 +125,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
               if f.name not in ("model_overrides", "betas", "adam_eps", "warmup_init_lr",
                                 "train_split", "valid_split") and hasattr(args, f.name)}
-    if values.get("init_from") is not None:
-        values["init_from"] = str(values["init_from"])
+    for name in ("init_from", "out"):  # paths from the argument types; the config stores strings
+        if values.get(name) is not None:
+            values[name] = str(values[name])
     return TrainConfig(model_overrides=_model_args(args.model_arg), **values)
 
 

@@ -14,7 +14,9 @@ sentences.  A run whose teacher, options, chunk size or source sentences differ 
 already written (or whose teacher or options differ from a finished ``kd.json``) is refused with
 the differences named, before anything is decoded; ``overwrite=True`` (``mple distill
 --overwrite``) discards them and starts over.  ``max_tokens`` and ``device`` are not compared: they
-decide how sentences are batched, not what is decoded.
+decide how sentences are batched, not what is decoded.  A finished KD dataset made from other data
+(its ``{split}.src``, ``.raw.tgt`` or ``.raw.refN`` differ from this run's split) is refused the same
+way: decoding again would replace them, and its raw data would be lost.
 
 Several teachers (dynamic KD's candidates) go into a KD candidate directory
 (:mod:`mple_metrics.data.kd_candidates`): ``CAND/kd0/``, ``CAND/kd1/``, ... are each the KD dataset
@@ -240,6 +242,38 @@ def _check_existing(out: Path, producer: dict[str, Any], chunks: dict[str, list[
                                        f"{'; '.join(differences)}; {rerun}")
 
 
+def _raw_files(split: Split) -> dict[str, str]:
+    """The SHA-256 of each file a KD dataset keeps of ``split``'s data (``_assemble`` writes them):
+    ``{name}.src``, ``{name}.raw.tgt`` and ``{name}.raw.refN``."""
+    files = {f"{split.name}.src": _lines_sha256(split.src), f"{split.name}.raw.tgt": _lines_sha256(split.tgt)}
+    for k in range(1, max((len(r) - 1 for r in split.refs), default=0) + 1):
+        files[f"{split.name}.raw.ref{k}"] = _lines_sha256([r[k] if len(r) > k else "" for r in split.refs])
+    return files
+
+
+def _check_same_data(out: Path, dataset: Dataset, splits: Sequence[str], data: str | Path) -> None:
+    """Refuse a finished KD dataset in ``out`` made from other data than this run's: decoding again
+    would replace its targets and its kept raw data (``.raw.tgt``/``.raw.refN``) with another
+    corpus's.  A rerun on the same data (the same job, resumed or repeated) passes."""
+    manifest = _read_kd_manifest(out)
+    if manifest is None:
+        return
+    for name in splits:
+        wanted = _raw_files(dataset[name])
+        prefix = f"{name}.raw.ref"
+        kept = {path.name: "" for path in out.glob(prefix + "*")  # extra ones would be removed
+                if path.name[len(prefix):].isdigit()}
+        for file, sha in {**kept, **wanted}.items():
+            path = out / file
+            same = path.is_file() and file_sha256(path) == sha
+            if not same and (path.exists() or name in (manifest.get("splits") or {})):
+                raise DistillMismatchError(
+                    f"--out {out} holds a finished KD dataset made from other data ({manifest.get('data', '?')}): "
+                    f"its {file} {'differs from' if path.exists() else 'is missing for'} the {name} split of "
+                    f"--data {data}; distilling would replace it; use another --out, or pass --overwrite "
+                    f"(overwrite=True) to replace it")
+
+
 def _read_kd_manifest(out: Path) -> dict[str, Any] | None:
     """``out/kd.json`` parsed; None when there is none.  One that does not record the teacher's
     checksum is refused."""
@@ -287,6 +321,7 @@ def _distill_dataset(teacher: str | Path, data: str | Path, dataset: Dataset, ou
             (out / KD_MANIFEST).unlink(missing_ok=True)
         else:
             _check_existing(out, producer, chunks, data)
+            _check_same_data(out, dataset, splits, data)
         parts.mkdir(parents=True, exist_ok=True)
         remove_orphan_temporaries(out)  # left by writes an interrupted run did not finish
         remove_orphan_temporaries(parts)
@@ -485,7 +520,8 @@ def distill(teachers: str | Path | Sequence[str | Path], data: str | Path, out: 
         ValueError: bad arguments, named as the ``mple distill`` options (``--name`` count, a
             teacher given twice, an ``out`` holding a single-teacher KD dataset where a candidate
             directory is needed, a non-AT teacher, other source sentences than the candidates
-            already in ``out``); :class:`DistillMismatchError` as above.
+            already in ``out``); :class:`DistillMismatchError` as above, and for a finished KD dataset
+            in ``out`` made from other data (unless ``overwrite``).
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")

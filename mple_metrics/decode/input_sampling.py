@@ -16,11 +16,19 @@ confidence of the paper's Figure 7.
 A head that says "masked" everywhere reveals nothing, and Input Sampling then equals default
 decoding (tested).  Draws use one generator per sentence seeded from (``seed``, the sentence's
 index), so outputs do not depend on how sentences are batched.
+
+Premises, read from the checkpoints' training configs (:func:`check_mask_head`,
+:func:`predictor_warning`): the head learns P(z_i is masked | X) only from a proxy input's masks
+(``--input`` other than vanilla, ``--mask-head-weight`` > 0); a NAT trained with the vanilla input
+keeps a random head that reveals a large, arbitrary share of positions, so Input Sampling (and
+L_input) of it is refused.  The predictor is meant to be a vanilla NAT; another one is warned about.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +50,38 @@ class InputSamplingResult:
     input_logp: Tensor
     output_logp: Tensor
     revealed: Tensor
+
+
+def untrained_mask_head(train_config: Mapping[str, Any]) -> str | None:
+    """Why the "is masked" head of a NAT trained with ``train_config`` (a checkpoint's
+    ``train_config``) was never trained, or None when it was."""
+    input_name = train_config.get("input", "vanilla")
+    if input_name == "vanilla":
+        return "was trained with --input vanilla"
+    if not float(train_config.get("mask_head_weight", 1.0)) > 0:
+        return f"was trained with --input {input_name} and --mask-head-weight 0"
+    return None
+
+
+def check_mask_head(train_config: Mapping[str, Any], checkpoint: str, option: str) -> None:
+    """Refuse, with a ValueError naming ``option``, to sample inputs from the "is masked" head of
+    ``checkpoint`` when its training never fitted that head (:func:`untrained_mask_head`)."""
+    reason = untrained_mask_head(train_config)
+    if reason is not None:
+        raise ValueError(f"{option}: checkpoint {checkpoint} {reason}, so its \"is masked\" head was never "
+                         f"trained and would reveal positions at random; use a NAT trained with a proxy "
+                         f"input (--input cmlm, glat, ...)")
+
+
+def predictor_warning(train_config: Mapping[str, Any], checkpoint: str, option: str) -> str | None:
+    """A warning when the input predictor's frozen NAT ``checkpoint`` was not trained with the
+    vanilla input (its input is then not the one the method's predictor is defined with), else None."""
+    input_name = train_config.get("input", "vanilla")
+    if input_name == "vanilla":
+        return None
+    return (f"{option} {checkpoint} was trained with --input {input_name}, not vanilla: the input "
+            f"predictor's frozen NAT is meant to be a vanilla NAT, so the tokens it fills in at revealed "
+            f"positions are not the method's")
 
 
 def _generators(seed: int, indices: Tensor, device: torch.device) -> list[torch.Generator]:

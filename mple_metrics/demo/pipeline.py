@@ -68,7 +68,7 @@ def write_report(ws: Workspace, done: dict[str, dict[str, Any]], started: float)
     document = {
         "plan": json_ready(ws.plan.identity()),
         "results": dict(done),
-        "findings": report.findings(done, ws.out),
+        "findings": report.findings(done, ws.out, ws.plan.mode),
         "step_seconds": step_seconds,
         "wall_seconds": time.perf_counter() - started,
         "computed_seconds": sum(step_seconds.values()),
@@ -100,12 +100,13 @@ def run_demo(out: str | Path, plan: DemoPlan) -> dict[str, Any]:
         write_report(ws, done, started)
         return result
 
-    prepare_corpora(ws.path("data"), plan.corpus)
+    prepare_corpora(ws.path("data"), plan.corpus, vocab_size=plan.vocab_size)
     t1 = run("table1", "Table 1: C and ΔBLEU on the bundled sample, Synthetic B and Synthetic A", lambda: steps.table1(ws))
     bundled = next(r for r in t1["rows"] if r["dataset"] == "bundled")
     run("kd", "Sequence-level KD with Table 1's AT", lambda: steps.knowledge_distillation(ws))
     run("table2", "Table 2 and Figure 5: proxy targets",
-        lambda: steps.table2(ws, bundled["c_bits_per_token"], bundled["ci95_bits_per_token"]))
+        lambda: steps.table2(ws, bundled["c_bits_per_token"], bundled["ci95_bits_per_token"],
+                             bundled.get("converged"), bundled.get("convergence_note")))
     run("figure1", "Figure 1: the landscape of MLE and GLAT + KD fine-tunes", lambda: steps.figure1(ws))
     if plan.full:
         run("table3", "Table 3: proxy inputs, Input Sampling and L_input", lambda: steps.table3(ws))

@@ -10,7 +10,8 @@ Three modes share one pipeline:
   about a minute: it checks that the pipeline runs, its numbers mean nothing.
 
 ``--budget-minutes`` scales the training sample and the epoch caps linearly from the mode's own
-budget (the time a run takes is roughly proportional to sentences × epochs); ``--size`` and
+budget (the time a run takes is roughly proportional to sentences × epochs); it is refused with
+``smoke``, whose plan is fixed; ``--size`` and
 ``--device`` are passed to every model.  Every choice is recorded in the report.
 """
 
@@ -78,6 +79,10 @@ def make_plan(mode: str = "default", *, budget_minutes: float | None = None, siz
     if budget_minutes is not None and (isinstance(budget_minutes, bool) or not isinstance(budget_minutes, (int, float))
                                        or not math.isfinite(budget_minutes) or budget_minutes <= 0):
         raise ValueError(f"--budget-minutes must be a number > 0, got {budget_minutes!r}")
+    if mode == "smoke" and budget_minutes is not None:
+        # The smoke plan is fixed (a pipeline check of about a minute); a budget would be ignored.
+        raise ValueError(f"--budget-minutes {budget_minutes:g} does not apply to --smoke (a fixed check of "
+                         f"the pipeline, not a result); drop one of them")
     if mode == "smoke":
         plan = DemoPlan(mode=mode, budget_minutes=SMOKE_BUDGET_MINUTES, size=size, device=device,
                         corpus=CorpusPlan(max_words=12, train_sentences=240, valid_sentences=40, test_sentences=48),

@@ -2,7 +2,9 @@
 
 Every number comes from a step's result (``results/<step>.json``); the comparison with the paper is
 computed from them (:func:`findings`), never written by hand, so the paragraphs say what this run
-measured, whichever way it went.
+measured, whichever way it went.  A finding is "reproduced" only where the 95% intervals support the
+paper's claim, "not reproduced" only where they contradict it, "undecided" otherwise; the smoke
+mode states none.
 """
 
 from __future__ import annotations
@@ -111,89 +113,235 @@ def figure1_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 # ----------------------------------------------------------------------------- findings
-def _order(values: list[float]) -> list[int]:
-    return [int(i) for i in np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")]
+# A finding compares this run with one of the paper's claims.  Its verdict rests on the 95%
+# intervals, not on point estimates: "reproduced" only where the intervals support the claim,
+# "not reproduced" only where they contradict it, "undecided" otherwise (overlapping intervals,
+# numbers without an interval such as BLEU, an unconverged Ĉ).  Each finding keeps the numbers it
+# rests on and says in words why it got its verdict.
+REPRODUCED, NOT_REPRODUCED, UNDECIDED = "reproduced", "not reproduced", "undecided"
+SMOKE_NOTE = ("smoke mode: no findings (a few updates per model check that the pipeline runs; their "
+              "numbers say nothing about the paper)")
+_NO_BLEU_INTERVAL = "BLEU has no interval in this run, so a difference in BLEU decides nothing"
 
 
-def findings(results: dict[str, dict[str, Any]], out: Path) -> dict[str, Any]:
-    """Which of the paper's findings this run reproduced, computed from its results."""
+def _interval(pair: Any) -> tuple[float, float] | None:
+    """``pair`` as (low, high) when it is two finite numbers, else None."""
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        return None
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in pair):
+        return None
+    return float(pair[0]), float(pair[1])
+
+
+def _above(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Interval ``a`` lies entirely above interval ``b``."""
+    return a[0] > b[1]
+
+
+def _with_ci(value: Any, pair: Any, digits: int = 2) -> str:
+    return _f(value, digits) + (_ci(pair, digits) if _interval(pair) else " (no interval)")
+
+
+def _finding(claim: str, verdict: str, basis: str, numbers: dict[str, Any]) -> dict[str, Any]:
+    return {"claim": claim, "verdict": verdict, "basis": basis, "numbers": numbers}
+
+
+def _c_ordering(rows: dict[str, dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    numbers = {n: {"c_bits_per_token": rows[n]["c_bits_per_token"], "ci95": rows[n]["ci95_bits_per_token"],
+                   "converged": bool(rows[n].get("converged"))} for n in names}
+    shown = "Ĉ = " + ", ".join(f"{n} {_with_ci(v['c_bits_per_token'], v['ci95'])}" for n, v in numbers.items())
+    claim = "C orders the datasets " + " > ".join(names)
+    intervals = {n: _interval(v["ci95"]) for n, v in numbers.items()}
+    unconverged = [n for n, v in numbers.items() if not v["converged"]]
+    if None in intervals.values():
+        return _finding(claim, UNDECIDED, f"{shown}: an interval is missing", numbers)
+    if unconverged:
+        return _finding(claim, UNDECIDED, f"{shown}: not converged ({', '.join(unconverged)}), so the "
+                                          f"intervals do not cover the models' training error", numbers)
+    pairs = [(names[i], names[j]) for i in range(len(names)) for j in range(i + 1, len(names))]
+    contradicted = [(hi, lo) for hi, lo in pairs if _above(intervals[lo], intervals[hi])]
+    if contradicted:
+        return _finding(claim, NOT_REPRODUCED, f"{shown}: the interval of "
+                        + "; ".join(f"{lo} lies above that of {hi}" for hi, lo in contradicted), numbers)
+    non_positive = [n for n, v in numbers.items() if not v["c_bits_per_token"] > 0]
+    if non_positive:
+        return _finding(claim, UNDECIDED, f"{shown}: Ĉ ≤ 0 for {', '.join(non_positive)} (C cannot be "
+                                          f"negative; the models are not good enough to measure it)", numbers)
+    overlapping = [f"{hi} and {lo}" for hi, lo in pairs if not _above(intervals[hi], intervals[lo])]
+    if overlapping:
+        return _finding(claim, UNDECIDED, f"{shown}: the intervals of {'; '.join(overlapping)} overlap", numbers)
+    return _finding(claim, REPRODUCED, f"{shown}, all converged: the intervals are pairwise disjoint and in "
+                                       f"the paper's order", numbers)
+
+
+def _below_c(c: dict[str, Any], l_nat: dict[str, dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
+    """Methods whose L_NAT interval lies below / above C's interval, and those that overlap it."""
+    c_interval = _interval(c["ci95"])
+    below, above, overlap = [], [], []
+    for method, value in l_nat.items():
+        interval = _interval(value["ci95"])
+        if c_interval is None or interval is None:
+            overlap.append(method)
+        elif _above(c_interval, interval):
+            below.append(method)
+        elif _above(interval, c_interval):
+            above.append(method)
+        else:
+            overlap.append(method)
+    return below, above, overlap
+
+
+def _kd_below_c(c: dict[str, Any], l_nat: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Figure 5: KD's L_NAT below C while raw data's is not; every method but raw below C."""
+    shown = (f"Ĉ = {_with_ci(c['c_bits_per_token'], c['ci95'])}"
+             + ("" if c["converged"] else " (not converged)") + "; L_NAT = "
+             + ", ".join(f"{m} {_with_ci(v['l_nat_bits_per_token'], v['ci95'])}" for m, v in l_nat.items()))
+    below, above, overlap = _below_c(c, l_nat)
+    numbers = {"c": c, "l_nat": l_nat, "methods_below_c": below, "methods_above_c": above,
+               "methods_overlapping_c": overlap}
+    claim_kd = "KD lowers L_NAT below the data's C, raw data does not (Figure 5)"
+    claim_all = "every method but raw data has L_NAT below C (Figure 5)"
+    if not c["converged"]:
+        why = f"{shown}: Ĉ did not converge"
+        return (_finding(claim_kd, UNDECIDED, why, numbers), _finding(claim_all, UNDECIDED, why, numbers))
+    if "kd" in below and "raw" in above:
+        kd = _finding(claim_kd, REPRODUCED, f"{shown}: KD's interval lies below C's, raw data's above it", numbers)
+    elif "kd" in above or "raw" in below:
+        kd = _finding(claim_kd, NOT_REPRODUCED, f"{shown}: " + ("KD's interval lies above C's" if "kd" in above
+                                                                  else "raw data's interval lies below C's"), numbers)
+    else:
+        kd = _finding(claim_kd, UNDECIDED, f"{shown}: the intervals of C and of "
+                      + " and ".join(m for m in ("kd", "raw") if m in overlap) + " overlap", numbers)
+    others = [m for m in l_nat if m != "raw"]
+    if others and all(m in below for m in others):
+        every = _finding(claim_all, REPRODUCED, f"{shown}: every interval but raw data's lies below C's", numbers)
+    elif any(m in above for m in others):
+        every = _finding(claim_all, NOT_REPRODUCED, f"{shown}: the intervals of "
+                         f"{', '.join(m for m in others if m in above)} lie above C's", numbers)
+    else:
+        every = _finding(claim_all, UNDECIDED, f"{shown}: the intervals of "
+                         f"{', '.join(m for m in others if m in overlap)} overlap C's", numbers)
+    return kd, every
+
+
+def _negative_r(claim: str, correlation: dict[str, Any]) -> dict[str, Any]:
+    """A negative correlation of L_MPLE with BLEU, decided by the interval of r."""
+    r = correlation.get("pearson_r")
+    numbers = {"r": r, "ci95": None if r is None else [correlation["interval"]["low"], correlation["interval"]["high"]],
+               "n_methods": correlation.get("n_methods")}
+    if r is None:
+        return _finding(claim, UNDECIDED, f"r is undefined ({correlation.get('undefined')})", numbers)
+    low, high = numbers["ci95"]
+    shown = f"r = {r:.3f} [{low:.3f}, {high:.3f}] over {numbers['n_methods']} methods"
+    if high < 0:
+        return _finding(claim, REPRODUCED, f"{shown}: the interval lies below 0", numbers)
+    if low > 0:
+        return _finding(claim, NOT_REPRODUCED, f"{shown}: the interval lies above 0", numbers)
+    return _finding(claim, UNDECIDED, f"{shown}: the interval includes 0", numbers)
+
+
+def _stronger_with_sample(sample: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """Table 3: |r| with sample BLEU above |r| with default BLEU, r(sample) negative."""
+    claim = "L_MPLE correlates more strongly (and negatively) with Input Sampling BLEU than with default BLEU"
+    s, d = sample.get("pearson_r"), default.get("pearson_r")
+    numbers = {name: {"r": c.get("pearson_r"),
+                      "ci95": None if c.get("pearson_r") is None else [c["interval"]["low"], c["interval"]["high"]]}
+               for name, c in (("sample", sample), ("default", default))}
+    if s is None or d is None:
+        return _finding(claim, UNDECIDED, "a correlation is undefined", numbers)
+    (s_low, s_high), (d_low, d_high) = numbers["sample"]["ci95"], numbers["default"]["ci95"]
+    shown = f"r(sample) = {s:.3f} [{s_low:.3f}, {s_high:.3f}], r(default) = {d:.3f} [{d_low:.3f}, {d_high:.3f}]"
+    d_abs_max = max(abs(d_low), abs(d_high))
+    d_abs_min = 0.0 if d_low <= 0 <= d_high else min(abs(d_low), abs(d_high))
+    if s_high < 0 and -s_high > d_abs_max:
+        return _finding(claim, REPRODUCED, f"{shown}: every |r| in the sample interval exceeds every |r| in the "
+                                           f"default one", numbers)
+    if s_low > 0 or max(abs(s_low), abs(s_high)) < d_abs_min:
+        return _finding(claim, NOT_REPRODUCED, f"{shown}: " + ("r(sample) is positive" if s_low > 0 else
+                                                               "|r(sample)| lies below |r(default)|"), numbers)
+    return _finding(claim, UNDECIDED, f"{shown}: the intervals overlap in |r| or include 0", numbers)
+
+
+def _bleu_only(claim: str, numbers: dict[str, Any], observed: str) -> dict[str, Any]:
+    """A claim about BLEU (or another number without an interval): the run shows a direction only."""
+    return _finding(claim, UNDECIDED, f"{observed}; {_NO_BLEU_INTERVAL}", numbers)
+
+
+def findings(results: dict[str, dict[str, Any]], out: Path, mode: str = "default") -> dict[str, Any]:
+    """Each of the paper's findings this run's results bear on, with a verdict from its intervals
+    (see the comment above); in ``smoke`` mode none: ``{"note": SMOKE_NOTE}``."""
+    if mode == "smoke":
+        return {"note": SMOKE_NOTE}
     found: dict[str, Any] = {}
     t1 = results.get("table1")
     if t1:
         rows = {r["dataset"]: r for r in t1["rows"]}
-        c = {k: r["c_bits_per_token"] for k, r in rows.items()}
-        d = {k: r.get("delta_bleu") for k, r in rows.items()}
         names = ["bundled", "synthetic-b", "synthetic-a"]  # the paper's order: real > B > A
-        intervals = [rows[n]["ci95_bits_per_token"] for n in names]
-        separated = all(None not in i for i in intervals) and all(
-            i[1] < j[0] or j[1] < i[0] for k, i in enumerate(intervals) for j in intervals[k + 1:])
-        found["c_ordering"] = {"expected": "bundled > synthetic-b > synthetic-a", "values": c,
-                               "reproduced": c["bundled"] > c["synthetic-b"] > c["synthetic-a"],
-                               "intervals_separate": separated}
+        found["c_ordering"] = _c_ordering(rows, names)
+        d = {n: rows[n].get("delta_bleu") for n in names}
         if None not in d.values():
-            found["delta_bleu_follows_c"] = {"values": d, "reproduced": _order([c[n] for n in names]) ==
-                                             _order([d[n] for n in names])}
-        found["all_c_converged"] = all(bool(r.get("converged")) for r in t1["rows"])
+            same = sorted(names, key=lambda n: -d[n]) == sorted(names, key=lambda n: -rows[n]["c_bits_per_token"])
+            c_values = {n: rows[n]["c_bits_per_token"] for n in names}
+            found["delta_bleu_follows_c"] = _bleu_only(
+                "ΔBLEU (AT − NAT) grows with C", {"delta_bleu": d, "c_bits_per_token": c_values},
+                f"ΔBLEU = {', '.join(f'{n} {v:.2f}' for n, v in d.items())}: "
+                + ("the order of Ĉ's point estimates" if same else "not the order of Ĉ's point estimates"))
     t2 = results.get("table2")
     if t2:
         rows = {r["method"]: r for r in _read_metrics(out, t2["methods"])}
-        c = t2["c_bits_per_token"]
-        below = [m for m, r in rows.items() if r["l_nat_bits_per_token"] < c]
-        found["kd_lowers_l_nat_below_c"] = {
-            "c_bits_per_token": c, "l_nat_raw": rows["raw"]["l_nat_bits_per_token"],
-            "l_nat_kd": rows["kd"]["l_nat_bits_per_token"], "methods_below_c": below,
-            "reproduced": rows["kd"]["l_nat_bits_per_token"] < c <= rows["raw"]["l_nat_bits_per_token"],
-            # Figure 5: "all methods except Raw Data achieve lower L_NAT than the dataset's C"
-            "all_but_raw_below_c": sorted(below) == sorted(m for m in rows if m != "raw")}
-        corr = t2["correlation"]
-        if corr["pearson_r"] is not None:
-            found["r_mple_bleu"] = {"r": corr["pearson_r"], "ci95": [corr["interval"]["low"], corr["interval"]["high"]],
-                                    "paper": paper.TABLE2_R, "negative": corr["pearson_r"] < 0,
-                                    "strong": corr["pearson_r"] <= -0.9}
-        else:
-            found["r_mple_bleu"] = {"r": None, "undefined": corr["undefined"], "paper": paper.TABLE2_R}
-        best_bleu = max(rows.values(), key=lambda r: r["bleu_default"] or -1)["method"]
-        best_mple = min(rows.values(), key=lambda r: r["l_mple"])["method"]
-        found["lowest_mple_is_best_bleu"] = {"lowest_l_mple": best_mple, "best_bleu": best_bleu,
-                                             "reproduced": best_mple == best_bleu}
-        found["kd_beats_raw_bleu"] = {"reproduced": (rows["kd"]["bleu_default"] or 0) > (rows["raw"]["bleu_default"] or 0)}
+        bundled = (t1 or {}).get("rows", [])
+        bundled = next((r for r in bundled if r["dataset"] == "bundled"), {})
+        c = {"c_bits_per_token": t2["c_bits_per_token"], "ci95": t2.get("c_ci95"),
+             "converged": bool(bundled.get("converged"))}
+        l_nat = {m: {"l_nat_bits_per_token": r["l_nat_bits_per_token"],
+                     "ci95": (r.get("ci95") or {}).get("l_nat_bits_per_token")} for m, r in rows.items()}
+        found["kd_lowers_l_nat_below_c"], found["all_but_raw_below_c"] = _kd_below_c(c, l_nat)
+        found["r_mple_bleu"] = _negative_r(f"L_MPLE correlates negatively with BLEU (paper: r = {paper.TABLE2_R})",
+                                           t2["correlation"])
+        bleu = {m: r.get("bleu_default") for m, r in rows.items()}
+        l_mple = {m: r["l_mple"] for m, r in rows.items()}
+        best_mple = min(l_mple, key=l_mple.get)
+        best_bleu = max(bleu, key=lambda m: -1 if bleu[m] is None else bleu[m])
+        found["lowest_mple_is_best_bleu"] = _bleu_only(
+            "the method of lowest L_MPLE has the highest BLEU", {"l_mple": l_mple, "bleu": bleu},
+            f"lowest L_MPLE: {best_mple} ({l_mple[best_mple]:.2f}); highest BLEU: {best_bleu} ({_f(bleu[best_bleu])})")
+        found["kd_beats_raw_bleu"] = _bleu_only(
+            "KD beats raw data in BLEU (paper: 20.87 against 11.79)", {"bleu_kd": bleu["kd"], "bleu_raw": bleu["raw"]},
+            f"BLEU: kd {_f(bleu['kd'])}, raw {_f(bleu['raw'])}")
     f1 = results.get("figure1")
     if f1:
         points = f1["landscape"]["checkpoints"]
         if len(points) == 3 and all(p.get("nll") is not None and p.get("bleu") is not None for p in points):
             mle, glat = points[1], points[2]
-            found["figure1"] = {"mle_higher_likelihood": mle["nll"] < glat["nll"],
-                                "glat_kd_higher_bleu": glat["bleu"] > mle["bleu"]}
-            found["figure1"]["reproduced"] = found["figure1"]["mle_higher_likelihood"] and \
-                found["figure1"]["glat_kd_higher_bleu"]
+            numbers = {p["label"]: {"nll": p["nll"], "bleu": p["bleu"]} for p in points}
+            found["figure1"] = _finding(
+                "MLE fine-tuning reaches the higher log-likelihood, GLAT + KD the higher BLEU (Figure 1)", UNDECIDED,
+                f"NLL (bits/token): MLE {mle['nll']:.3f}, GLAT + KD {glat['nll']:.3f}; BLEU: MLE {mle['bleu']:.2f}, "
+                f"GLAT + KD {glat['bleu']:.2f}; the landscape's values have no interval, so these differences "
+                f"decide nothing", numbers)
     t3 = results.get("table3")
     if t3:
-        s, d = t3["correlation_sample"]["pearson_r"], t3["correlation_default"]["pearson_r"]
-        found["table3_r"] = {"sample": s, "default": d,
-                             "reproduced": None not in (s, d) and abs(s) > abs(d) and s < 0}
+        found["table3_r"] = _stronger_with_sample(t3["correlation_sample"], t3["correlation_default"])
     dk = results.get("dynamic_kd")
     if dk:
-        bleu = {r["method"]: r.get("bleu_default") or 0 for r in dk["rows"]}
-        found["dynamic_kd"] = {"bleu": bleu, "beats_kd": bleu["dynamic-kd"] > bleu["kd"],
-                               "regulariser_helps": bleu["dynamic-kd"] > bleu["dynamic-kd(no-reg)"]}
+        bleu = {r["method"]: r.get("bleu_default") for r in dk["rows"]}
+        found["dynamic_kd"] = _bleu_only(
+            "dynamic KD beats single-teacher KD, and its regulariser helps (Table 9)", {"bleu": bleu},
+            "BLEU: " + ", ".join(f"{m} {_f(v)}" for m, v in bleu.items()))
     return found
 
 
 # ----------------------------------------------------------------------------- report.md
-def _yes(flag: bool) -> str:
-    return "reproduced" if flag else "not reproduced"
+def _verdict(finding: dict[str, Any]) -> str:
+    """One sentence: the claim, its verdict in bold, and what the verdict rests on."""
+    return f"{finding['claim'][0].upper()}{finding['claim'][1:]}: **{finding['verdict']}** ({finding['basis']})."
 
 
 def _discussion_table1(f: dict[str, Any], result: dict[str, Any], plan: dict[str, Any]) -> str:
-    c = f["c_ordering"]
-    parts = [f"The paper's ordering of C (real data > Synthetic B > Synthetic A) is **{_yes(c['reproduced'])}** "
-             f"here (Ĉ = {', '.join(f'{k} {v:.2f}' for k, v in c['values'].items())} bits/token)"
-             + ("; no two of the 95% intervals overlap." if c["intervals_separate"] else "; some 95% intervals overlap.")]
+    parts = [_verdict(f["c_ordering"])]
     if "delta_bleu_follows_c" in f:
-        parts.append(f"ΔBLEU growing with Ĉ across the three datasets (C predicts the AT–NAT gap) is "
-                     f"**{_yes(f['delta_bleu_follows_c']['reproduced'])}** "
-                     f"(ΔBLEU = {', '.join(f'{k} {v:.2f}' for k, v in f['delta_bleu_follows_c']['values'].items())}).")
-    if f["all_c_converged"]:
+        parts.append(_verdict(f["delta_bleu_follows_c"]))
+    if all(bool(r.get("converged")) for r in result["rows"]):
         parts.append("Every estimate is marked converged: both models settled and Ĉ on the valid split stopped moving.")
     else:
         notes = "; ".join(f"{r['dataset']}: {r.get('convergence_note')}" for r in result["rows"] if not r.get("converged"))
@@ -208,37 +356,19 @@ def _discussion_table1(f: dict[str, Any], result: dict[str, Any], plan: dict[str
 
 
 def _discussion_table2(f: dict[str, Any]) -> str:
-    k = f["kd_lowers_l_nat_below_c"]
-    r = f["r_mple_bleu"]
-    m = f["lowest_mple_is_best_bleu"]
-    parts = [f"KD lowering L_NAT below the data's C (Figure 5) is **{_yes(k['reproduced'])}**: L_NAT is "
-             f"{k['l_nat_raw']:.2f} bits/token on raw targets and {k['l_nat_kd']:.2f} on KD targets against "
-             f"Ĉ = {k['c_bits_per_token']:.2f}; methods below C: {', '.join(k['methods_below_c']) or 'none'} "
-             f"(the paper: every method but raw data; here "
-             f"{'the same' if k['all_but_raw_below_c'] else 'not all of them'}).",
-             (f"The correlation of L_MPLE with BLEU is undefined here ({r['undefined']})." if r["r"] is None else
-              f"The correlation of L_MPLE with BLEU is r = {r['r']:.2f} (95% interval over methods "
-              f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]) against the paper's {r['paper']}: "
-              + ("as strong and of the same sign" if r["strong"] else
-                 "of the same sign, but weaker" if r["negative"] else "not of the paper's sign")
-              + ("; with this few methods the interval is wide and includes 0." if r["ci95"][0] < 0 < r["ci95"][1]
-                 else ".")),
-             f"The method of lowest L_MPLE ({m['lowest_l_mple']}) "
-             + ("is also the one of highest BLEU." if m["reproduced"] else f"is not the one of highest BLEU ({m['best_bleu']})."),
-             "KD " + ("beats" if f["kd_beats_raw_bleu"]["reproduced"] else "does not beat") + " raw data in BLEU "
-             "(the paper: 20.87 against 11.79). Small-scale caveats: the KD teacher is a tiny AT trained on the same "
-             "few thousand sentences, so its outputs are poor translations, which raises L_target for every KD row; "
-             "AXE and OaXE get the same short schedule, which the paper's 300k-step runs do not share."]
+    parts = [_verdict(f[key]) for key in ("kd_lowers_l_nat_below_c", "all_but_raw_below_c", "r_mple_bleu",
+                                          "lowest_mple_is_best_bleu", "kd_beats_raw_bleu")]
+    parts.append("Small-scale caveats: the KD teacher is a tiny AT trained on the same few thousand sentences, so "
+                 "its outputs are poor translations, which raises L_target for every KD row; AXE and OaXE get the "
+                 "same short schedule, which the paper's 300k-step runs do not share.")
     return " ".join(parts)
 
 
 def _discussion_figure1(f: dict[str, Any] | None) -> str:
     if f is None:
         return "The landscape lacks a value at a checkpoint; no comparison is made."
-    return (f"The paper's picture (MLE fine-tuning reaches the higher log-likelihood, GLAT + KD the higher BLEU) is "
-            f"**{_yes(f['reproduced'])}**: MLE has the higher likelihood: {'yes' if f['mle_higher_likelihood'] else 'no'}; "
-            f"GLAT + KD has the higher BLEU: {'yes' if f['glat_kd_higher_bleu'] else 'no'}. The NLL is that of the raw "
-            f"references, which GLAT + KD does not train on; the fine-tunes here are a few epochs, not 10k steps.")
+    return (_verdict(f) + " The NLL is that of the raw references, which GLAT + KD does not train on; the "
+            "fine-tunes here are a few epochs, not 10k steps.")
 
 
 def machine() -> dict[str, Any]:
@@ -268,6 +398,11 @@ def _split_sizes(results: dict[str, Any]) -> str:
     return ", ".join(f"{v['sentences']} {name}" for name, v in counts.items()) + " sentences"
 
 
+def _discussion(f: dict[str, Any], paragraph) -> str:
+    """A section's findings paragraph, or the smoke note when the run states no findings."""
+    return f"*{f['note']}*" if "note" in f else paragraph()
+
+
 def render_markdown(report: dict[str, Any], out: Path) -> str:
     """``report.md`` from the ``report.json`` document ``report``."""
     plan, results, f = report["plan"], report["results"], report["findings"]
@@ -277,7 +412,7 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
              f"scale on the bundled Spanish→English Bible corpus by the package's own estimators. Units: {UNITS}.",
              "", "## Setup", "",
              f"- **Data**: a sample of the bundled corpus, verses of at most {corpus['max_words']} words on both sides: "
-             f"{_split_sizes(results)} (seed {corpus['seed']}); valid and test keep their three English references (KJV, WEB, ASV). "
+             f"{_split_sizes(results)} (seed {corpus['seed']}); valid and test keep all their English references (the target and its independent extra references). "
              f"Synthetic A and B (Appendix B) are built from the sample's English side.",
              f"- **Models**: `{plan['size']}` Transformers, one {plan['tokenizer_kind']} tokenizer of {plan['vocab_size']} "
              f"pieces per dataset, trained by plain MLE (no label smoothing) on `{plan['device']}`, batches of "
@@ -297,11 +432,11 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
              ""]
     if "table1" in results:
         header, rows = table1_rows(results["table1"])
-        lines += ["## Table 1: C and the AT–NAT gap", "", "Measured (test split, BLEU against all three references):",
+        lines += ["## Table 1: C and the AT–NAT gap", "", "Measured (test split, BLEU against all the references):",
                   "", _md_table(header, rows), "", "The paper (Transformer-base):", "",
                   _md_table(["dataset", "C", "ΔBLEU", "BLEU_AT", "BLEU_NAT"],
                             [[n, *(f"{v:.2f}" for v in vals)] for n, *vals in paper.TABLE1]), "",
-                  _discussion_table1(f, results["table1"], plan), ""]
+                  _discussion(f, lambda: _discussion_table1(f, results["table1"], plan)), ""]
     if "table2" in results:
         t2 = results["table2"]
         header, rows = _metrics_rows(_read_metrics(out, t2["methods"]), False)
@@ -313,7 +448,7 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
                             [[n, *(f"{v:.2f}" for v in vals)] for n, *vals in paper.TABLE2]), "",
                   *([f"![L_MPLE against BLEU]({t2['correlation']['figure']})", ""] if t2["correlation"]["figure"] else []),
                   "**Figure 5** in miniature: each method's L_NAT against the bundled sample's Ĉ.", "",
-                  f"![Figure 5]({t2['figure5']})", "", _discussion_table2(f), ""]
+                  f"![Figure 5]({t2['figure5']})", "", _discussion(f, lambda: _discussion_table2(f)), ""]
     if "figure1" in results:
         f1 = results["figure1"]
         header, rows = figure1_rows(f1)
@@ -321,9 +456,10 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
                   f"θ0 is the MLE NAT; θ1 and θ2 are θ0 fine-tuned for {plan['fine_tune_epochs']} epochs with MLE and "
                   f"with GLAT + KD. A {f1['settings']['grid']} grid (margin {f1['settings']['margin']}) on "
                   f"{f1['settings']['max_sentences']} valid sentences; NLL of the raw references and corpus BLEU of "
-                  f"argmax decoding at the predicted length.", "", _md_table(header, rows), "",
+                  f"argmax decoding at the predicted length. The table gives each checkpoint's values at its own "
+                  f"weights (what `mple evaluate` gives it), not those of a grid cell.", "", _md_table(header, rows), "",
                   f"![Figure 1]({f1['figure']})", "", f"The paper: {paper.FIGURE1}", "",
-                  _discussion_figure1(f.get("figure1")), ""]
+                  _discussion(f, lambda: _discussion_figure1(f.get("figure1"))), ""]
     if "table3" in results:
         t3 = results["table3"]
         header, rows = _metrics_rows(_read_metrics(out, t3["methods"]), True)
@@ -333,20 +469,15 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
                   f"(the paper: |r| = 0.99 and 0.37).", "", "The paper:", "",
                   _md_table(["method", "L_input", "L_NAT", "L_MPLE", "Sample", "Default"],
                             [[n, *(f"{v:.2f}" for v in vals)] for n, *vals in paper.TABLE3]), "",
-                  ("Whether the correlation with sample BLEU is the stronger one cannot be judged: a correlation "
-                   "is undefined." if None in (s["pearson_r"], d["pearson_r"]) else
-                   "The correlation with sample BLEU being the stronger one is **"
-                   + _yes(f["table3_r"]["reproduced"]) + "**."), ""]
+                  _discussion(f, lambda: _verdict(f["table3_r"])), ""]
     if "dynamic_kd" in results:
         dk = results["dynamic_kd"]
         header, rows = _metrics_rows(dk["rows"], False)
-        g = f["dynamic_kd"]
         lines += ["## Dynamic KD (Table 9's ablation)", "",
                   "Candidates: the raw target and the outputs of two AT teachers of different widths.", "",
                   _md_table(header, rows), "", "The paper (vanilla NAT rows of Table 9): "
                   + ", ".join(f"{n} {v:.2f}" for n, v in paper.TABLE9_VANILLA) + " BLEU.", "",
-                  f"Dynamic KD beats single-teacher KD: {'yes' if g['beats_kd'] else 'no'}; the regulariser helps: "
-                  f"{'yes' if g['regulariser_helps'] else 'no'}.", ""]
+                  _discussion(f, lambda: _verdict(f["dynamic_kd"])), ""]
     lines += ["## Commands", "",
               "The demo calls the library; these commands compute the same numbers (paths relative to the work "
               "directory):", "", "```", *report["commands"], "```", ""]

@@ -157,8 +157,10 @@ def table2_methods(ws: Workspace) -> list[tuple[str, TrainConfig | None]]:
     return methods
 
 
-def table2(ws: Workspace, c_bits_per_token: float, c_ci95: list[float] | None) -> dict[str, Any]:
-    """Raw, KD, KD + AXE (each τ) and KD + OaXE: L_NAT, L_target, L_MPLE, BLEU and r; Figure 5."""
+def table2(ws: Workspace, c_bits_per_token: float, c_ci95: list[float] | None,
+           converged: bool | None = None, convergence_note: str | None = None) -> dict[str, Any]:
+    """Raw, KD, KD + AXE (each τ) and KD + OaXE: L_NAT, L_target, L_MPLE, BLEU and r; Figure 5
+    (with C of Table 1's bundled row, marked when it has not converged)."""
     runs, names = {}, []
     for name, config in table2_methods(ws):
         run = mle_nat(ws) if config is None else Path(config.out)
@@ -171,7 +173,8 @@ def table2(ws: Workspace, c_bits_per_token: float, c_ci95: list[float] | None) -
     correlation = correlation_of(ws, rows, "default", "table2_mple_vs_bleu.png")
     line = corr.TotalCorrelationLine(c_bits_per_token=c_bits_per_token,
                                      ci95_bits_per_token=None if c_ci95 is None else tuple(c_ci95),
-                                     signature=None, path="table1/bundled/tc.json")
+                                     signature=None, path="table1/bundled/tc.json", converged=converged,
+                                     convergence_note=convergence_note)
     atomic_write_bytes(ws.path("figures", "figure5_l_nat_vs_c.png"), figure5_plot(rows, line))
     return {"methods": names, "runs": runs, "metrics": {n: f"metrics/{n}.json" for n in names},
             "correlation": correlation, "figure5": "figures/figure5_l_nat_vs_c.png",

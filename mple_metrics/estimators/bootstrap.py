@@ -13,6 +13,14 @@ Intervals:
 - ``"basic"``: the percentile interval reflected about the estimate, ``2θ̂ - q_hi, 2θ̂ - q_lo``
   (Davison & Hinkley 1997, §5.2).
 
+How many: every command asks for at least :data:`MIN_RESAMPLES` resamples (:func:`check_resamples`):
+with fewer, the interval's end points are quantiles of a handful of values (with one resample both
+are that resample, which need not even contain the estimate).  How few sentences: with one, every
+resample is that sentence and the "interval" has width 0, so none is reported; below
+:data:`MIN_RELIABLE_UNITS` the resamples take few distinct values and the percentile interval is
+too narrow (it covers the truth less often than it says).  :func:`interval_warning` words both
+cases the same way for every estimator.
+
 Determinism: for given inputs, ``n_resamples`` and ``seed`` the result is the same on every run and
 machine (``numpy.random.Generator(PCG64(seed))``; indices are drawn in chunks whose size depends on
 the number of sentences only).
@@ -27,6 +35,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 BOOTSTRAP_METHODS: tuple[str, ...] = ("percentile", "basic")
+#: Fewest bootstrap resamples a command accepts (``--resamples``, ``--bootstrap``).
+MIN_RESAMPLES = 100
+#: Fewest resampling units (sentences, methods) for which a 95% bootstrap interval is worth reading.
+MIN_RELIABLE_UNITS = 10
 #: Upper bound on the number of resampled indices held at once (chunk rows x sentences): about
 #: 32 MiB of int64 indices plus as much for the gathered values.
 _MAX_CHUNK_ELEMENTS = 1 << 22
@@ -52,6 +64,33 @@ class BootstrapInterval:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def check_resamples(n_resamples: object, option: str = "n_resamples") -> int:
+    """``n_resamples`` as an int >= :data:`MIN_RESAMPLES`, else a ValueError/TypeError naming ``option``."""
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, numbers.Integral):
+        raise TypeError(f"{option} must be an integer >= {MIN_RESAMPLES}, got {n_resamples!r}")
+    if n_resamples < MIN_RESAMPLES:
+        raise ValueError(f"{option} must be >= {MIN_RESAMPLES} bootstrap resamples (fewer do not make a 95% "
+                         f"interval: its ends would be quantiles of a handful of values), got {n_resamples}")
+    return int(n_resamples)
+
+
+def has_interval(n_units: int) -> bool:
+    """Whether a bootstrap interval exists over ``n_units`` resampling units (at least 2: with one,
+    every resample is the same unit and the interval has width 0)."""
+    return n_units >= 2
+
+
+def interval_warning(n_units: int, units: str = "sentences") -> str | None:
+    """The warning a bootstrap interval over ``n_units`` ``units`` needs, or None (module docstring)."""
+    if not has_interval(n_units):
+        return (f"only {n_units} {units}: a bootstrap interval needs at least 2 (every resample is the same), "
+                f"so no interval is reported (null)")
+    if n_units < MIN_RELIABLE_UNITS:
+        return (f"only {n_units} {units}: the bootstrap 95% interval is unreliable below {MIN_RELIABLE_UNITS} "
+                f"{units} (the resamples take few distinct values, so it is too narrow)")
+    return None
 
 
 def as_per_sentence(value: object, name: str) -> np.ndarray:

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
-from .bootstrap import _check_settings
+from ..data import resolve_dataset_path
+from .bootstrap import _check_settings, interval_warning
 from .total_correlation import json_ready
 
 #: Keys every result file must hold (written by ``mple estimate mple``).
@@ -49,6 +50,25 @@ MIN_METHODS = 3
 SUM_TOLERANCE = 0.015
 #: The most beta values a sweep grid may hold.
 MAX_SWEEP_POINTS = 10_000
+#: The BLEU fields of a result file, each on the 0-100 scale.
+BLEU_FIELDS: tuple[str, ...] = ("l_target_mean_bleu", "bleu_default", "bleu_sample")
+#: How far (BLEU points) a BLEU field may lie outside [0, 100] and still be read, clamped: float
+#: round-off of a mean of sentence BLEU (100.00000000000004 for targets equal to every reference).
+BLEU_ROUND_OFF = 1e-9
+#: What a result file records of the data it was measured on, as ``(name, key in the file, key in
+#: the settings, key in the signature)``: files that differ in one of these measured different
+#: sentences, references or BLEU, so their rows do not belong in one table.  ``data`` (the dataset
+#: directory) is compared as a resolved path.
+PROVENANCE_FIELDS: tuple[tuple[str, str | None, str | None, str | None], ...] = (
+    ("data", "data", None, None),
+    ("split", "split", "split", "split"),
+    ("n_sentences", "n_sentences", None, "n"),
+    ("n_sentences_l_target", "n_sentences_l_target", None, None),
+    ("target_refs", None, "target_refs", "refs"),
+    ("bleu_tokenize", None, "bleu_tokenize", "tok"),
+    ("count", None, "count", "count"),
+    ("bleu_signature", "bleu_signature", None, None),
+)
 UNITS_NOTE = ("L_NAT and L_input in bits/token; L_target = -beta x mean sentence BLEU (0-100), in BLEU "
               "points x beta; L_MPLE = L_NAT + L_input + L_target adds a per-token NLL to beta x BLEU, "
               "as the paper does (Eq. 8, 14): a score that ranks methods, not an information quantity")
@@ -62,6 +82,8 @@ class MethodResult:
     ``l_mple`` = l_nat + l_input + l_target; ``mean_bleu``, ``bleu_default``, ``bleu_sample``: BLEU on
     the 0-100 scale (``bleu_*`` may be ``None``: not decoded).  ``ci95`` maps a term's key in the
     file (e.g. ``"l_nat_bits_per_token"``, ``"l_mple"``) to its 95% interval ``(low, high)``.
+    ``provenance``: what the file records of the data it was measured on (the names of
+    :data:`PROVENANCE_FIELDS`, and ``split_size`` where written), see :func:`provenance_of`.
     """
 
     path: str
@@ -78,6 +100,7 @@ class MethodResult:
     bleu_sample: float | None
     ci95: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     signature: str | None = None
+    provenance: Mapping[str, object] = field(default_factory=dict)
 
     def bleu(self, kind: str) -> float | None:
         """``bleu_default`` or ``bleu_sample`` for ``kind`` in :data:`BLEU_KINDS`."""
@@ -92,6 +115,7 @@ class MethodResult:
             "l_target": self.l_target, "l_target_mean_bleu": self.mean_bleu, "beta": self.beta,
             "l_mple": self.l_mple, "bleu_default": self.bleu_default, "bleu_sample": self.bleu_sample,
             "ci95": {key: list(value) for key, value in self.ci95.items()}, "signature": self.signature,
+            "provenance": dict(self.provenance),
         })
 
 
@@ -107,10 +131,55 @@ def _number(document: Mapping[str, object], key: str, where: str, *, nullable: b
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         kind = "a number or null" if nullable else "a number"
         raise ValueError(f"{where}: key {key!r} must be {kind}, got {json.dumps(value)[:40]}")
-    value = float(value)
+    value = float(value) + 0.0  # + 0.0: a -0.0 in the file reads as 0.0 (never printed as "-0.00")
     if not math.isfinite(value):
         raise ValueError(f"{where}: key {key!r} must be finite, got {value}")
     return value
+
+
+def _bleu_number(document: Mapping[str, object], key: str, where: str, *, nullable: bool = False) -> float | None:
+    """A BLEU field: a number in [0, 100], clamped there within :data:`BLEU_ROUND_OFF`."""
+    value = _number(document, key, where, nullable=nullable)
+    if value is None:
+        return None
+    if not -BLEU_ROUND_OFF <= value <= 100.0 + BLEU_ROUND_OFF:
+        raise ValueError(f"{where}: key {key!r} must be a BLEU score in [0, 100], got {value}")
+    return min(max(value, 0.0), 100.0)
+
+
+def _signature_fields(signature: object) -> dict[str, str]:
+    """``{"split": "valid", "n": "1200", ...}`` of ``MPLE|T:...|split:valid|n:1200|...``."""
+    if not isinstance(signature, str):
+        return {}
+    fields = {}
+    for part in signature.split("|")[1:]:
+        key, colon, value = part.partition(":")
+        if colon:
+            fields[key] = value
+    return fields
+
+
+def provenance_of(document: Mapping[str, object]) -> dict[str, object]:
+    """What a result file of ``mple estimate mple`` records of the data it was measured on: each
+    field of :data:`PROVENANCE_FIELDS` found in the file (its own key first, then its ``settings``,
+    then its signature), as text, plus ``split_size`` (``n_sentences`` + ``dropped_long_or_empty``)
+    where written.  Files made by hand may hold none of them."""
+    settings = document.get("settings") if isinstance(document.get("settings"), Mapping) else {}
+    signed = _signature_fields(document.get("signature"))
+    out: dict[str, object] = {}
+    for name, key, setting, signature_key in PROVENANCE_FIELDS:
+        for source, source_key in ((document, key), (settings, setting), (signed, signature_key)):
+            value = source.get(source_key) if source_key is not None else None
+            if value is not None and not isinstance(value, (Mapping, list)):
+                out[name] = str(value)  # one form, whichever place it came from ("8" = 8)
+                break
+    if "bleu_signature" in out:  # the package version does not change what was measured
+        out["bleu_signature"] = "|".join(part for part in out["bleu_signature"].split("|")
+                                         if not part.startswith("version:"))
+    n, dropped = document.get("n_sentences"), document.get("dropped_long_or_empty")
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in (n, dropped)):
+        out["split_size"] = n + dropped
+    return out
 
 
 def _read_ci95(value: object, where: str) -> dict[str, tuple[float, float]]:
@@ -137,7 +206,8 @@ def result_from_dict(document: object, where: str = "result") -> MethodResult:
 
     Raises ValueError naming ``where`` and the key: not an object, a screening report (one
     checkpoint under several proxies, one BLEU for all), a missing key, a value of the wrong type,
-    a non-finite number, beta < 0, or a mean BLEU outside [0, 100].
+    a non-finite number, beta < 0, or a BLEU field (:data:`BLEU_FIELDS`) outside [0, 100] (beyond
+    :data:`BLEU_ROUND_OFF`; within it the value is clamped).
     """
     if not isinstance(document, Mapping):
         raise ValueError(f"{where}: expected a JSON object (one method's result), got "
@@ -160,18 +230,16 @@ def result_from_dict(document: object, where: str = "result") -> MethodResult:
     beta = _number(document, "beta", where)
     if beta < 0:
         raise ValueError(f"{where}: key 'beta' must be >= 0, got {beta}")
-    mean_bleu = _number(document, "l_target_mean_bleu", where)
-    if not 0.0 <= mean_bleu <= 100.0:
-        raise ValueError(f"{where}: key 'l_target_mean_bleu' must be a BLEU score in [0, 100], got {mean_bleu}")
+    mean_bleu = _bleu_number(document, "l_target_mean_bleu", where)
     return MethodResult(
         path=where, method=document["method"], target=document["target"], input=document["input"],
         l_nat=_number(document, "l_nat_bits_per_token", where),
         l_input=_number(document, "l_input_bits_per_token", where),
         l_target=_number(document, "l_target", where), mean_bleu=mean_bleu, beta=beta,
         l_mple=_number(document, "l_mple", where),
-        bleu_default=_number(document, "bleu_default", where, nullable=True),
-        bleu_sample=_number(document, "bleu_sample", where, nullable=True),
-        ci95=_read_ci95(document.get("ci95"), where), signature=signature)
+        bleu_default=_bleu_number(document, "bleu_default", where, nullable=True),
+        bleu_sample=_bleu_number(document, "bleu_sample", where, nullable=True),
+        ci95=_read_ci95(document.get("ci95"), where), signature=signature, provenance=provenance_of(document))
 
 
 def read_results(paths: Sequence[str | os.PathLike]) -> list[MethodResult]:
@@ -201,6 +269,27 @@ def read_results(paths: Sequence[str | os.PathLike]) -> list[MethodResult]:
                              f"{error.colno})") from None
         results.append(result_from_dict(document, name))
     return results
+
+
+def _files(paths: Sequence[str], most: int = 3) -> str:
+    shown = ", ".join(paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def mixed_provenance(results: Sequence[MethodResult]) -> list[str]:
+    """Each field of :data:`PROVENANCE_FIELDS` on which ``results`` differ, as
+    ``"split 'valid' (a.json, b.json) vs 'test' (c.json)"``; empty when they agree.  A field is
+    compared among the files that record it (hand-made files may record none)."""
+    out = []
+    for name, *_ in PROVENANCE_FIELDS:
+        groups: dict[str, list[str]] = {}
+        for r in results:
+            if name in r.provenance:
+                value = str(r.provenance[name])
+                groups.setdefault(_dataset_identity(value) if name == "data" else value, []).append(r.path)
+        if len(groups) > 1:
+            out.append(f"{name} " + " vs ".join(f"{value!r} ({_files(paths)})" for value, paths in groups.items()))
+    return out
 
 
 def consistency_warnings(results: Sequence[MethodResult], tolerance: float = SUM_TOLERANCE, *,
@@ -238,12 +327,12 @@ def recompute_with_beta(results: Sequence[MethodResult], beta: float) -> list[Me
     beta = float(beta)
     out = []
     for r in results:
-        l_target = -beta * r.mean_bleu
+        l_target = 0.0 - beta * r.mean_bleu  # 0.0 - : +0.0, not -0.0, for a mean BLEU of 0
         ci95 = {key: value for key, value in r.ci95.items() if key not in ("l_target", "l_mple")}
         if "l_target" in r.ci95 and r.beta > 0:
             low, high = r.ci95["l_target"]
             scale = beta / r.beta
-            ci95["l_target"] = (low * scale, high * scale)
+            ci95["l_target"] = (low * scale + 0.0, high * scale + 0.0)
         out.append(replace(r, beta=beta, l_target=l_target, l_mple=r.l_nat + r.l_input + l_target,
                            ci95=ci95))
     return out
@@ -347,7 +436,8 @@ def parse_beta_grid(text: str) -> tuple[float, ...]:
     if not all(math.isfinite(v) for v in (start, stop, step)):
         raise ValueError(f"A, B and STEP must be finite, got {text!r}")
     if start <= 0:
-        raise ValueError(f"beta must be > 0: A is {start:g} in {text!r}")
+        raise ValueError(f"beta must be > 0 (L_target = -beta x BLEU; a beta <= 0 does not reward BLEU): A is "
+                         f"{start:g} in {text!r}")
     if stop < start:
         raise ValueError(f"B must be >= A, got {text!r}")
     if step <= 0:
@@ -424,13 +514,19 @@ class CorrelationReport:
     r_by_bleu: Mapping[str, float | None]
     warnings: tuple[str, ...] = ()
 
+    @property
+    def interval_note(self) -> str | None:
+        """What the interval of r is worth over so few methods (the paper's tables have 4-8, so this
+        is a note beside the interval rather than a warning), or None."""
+        return interval_warning(len(self.rows), "methods")
+
     def to_dict(self) -> dict[str, object]:
         return json_ready({
             "rows": [row.to_dict() for row in self.rows], "n_methods": len(self.rows),
             "bleu": self.bleu, "beta": self.beta,
             "beta_note": ("L_target and L_MPLE recomputed with this beta" if self.beta is not None
                           else "each file's own beta, L_target and L_MPLE"),
-            "pearson_r": self.r, "interval": self.interval.to_dict(),
+            "pearson_r": self.r, "interval": self.interval.to_dict(), "interval_note": self.interval_note,
             "r_by_bleu": dict(self.r_by_bleu), "beta_sweep": None if self.sweep is None else self.sweep.to_dict(),
             "units": {"l_nat": "bits/token", "l_input": "bits/token",
                       "l_target": "-beta x mean sentence BLEU (BLEU points x beta)",
@@ -442,16 +538,24 @@ class CorrelationReport:
 
 def correlate(results: Sequence[MethodResult], *, bleu: str = "default", beta: float | None = None,
               betas: Sequence[float] | None = None, n_resamples: int = 1000, confidence: float = 0.95,
-              seed: int = 0) -> CorrelationReport:
+              seed: int = 0, allow_mixed: bool = False) -> CorrelationReport:
     """Pearson's r between L_MPLE and BLEU over ``results`` (>= :data:`MIN_METHODS` methods) with a
     bootstrap interval over methods, optionally with every L_target and L_MPLE recomputed at
-    ``beta`` and a sweep over ``betas``.  Raises ValueError for too few methods, a null BLEU of
-    the chosen kind (naming the files), or a constant L_MPLE or BLEU."""
+    ``beta`` and a sweep over ``betas``.  Raises ValueError for too few methods, files measured
+    on different data (:func:`mixed_provenance`; a warning instead with ``allow_mixed``), a null
+    BLEU of the chosen kind (naming the files), or a constant L_MPLE or BLEU."""
     _check_bleu_kind(bleu)
     if len(results) < MIN_METHODS:
         raise ValueError(f"a correlation needs at least {MIN_METHODS} result files (methods), got "
                          f"{len(results)}")
-    warnings = consistency_warnings(results, recomputing=beta is not None)
+    # Rows measured on other sentences or references are not comparable: r over them mixes
+    # datasets (and BLEU scales) rather than methods.
+    mixed = mixed_provenance(results)
+    if mixed and not allow_mixed:
+        raise ValueError("the result files were measured on different data: " + "; ".join(mixed)
+                         + " (correlate files of one dataset, split and reference set, or pass --allow-mixed)")
+    warnings = [f"correlating files measured on different data (--allow-mixed): {'; '.join(mixed)}"] if mixed else []
+    warnings += consistency_warnings(results, recomputing=beta is not None)
     rows = list(results) if beta is None else recompute_with_beta(results, beta)
     y = bleu_values(rows, bleu)
     x = np.array([row.l_mple for row in rows], dtype=np.float64)
@@ -470,30 +574,48 @@ def correlate(results: Sequence[MethodResult], *, bleu: str = "default", beta: f
                              interval=interval, sweep=sweep, r_by_bleu=r_by_bleu, warnings=tuple(warnings))
 
 
+def number_text(value: float, spec: str) -> str:
+    """``format(value, spec)`` without a negative zero: -0.0, and a small negative number that
+    rounds to zero (-0.001 with ``.2f``), print as 0.00 (+0.00 with a ``+`` spec)."""
+    text = format(value, spec)
+    digits = [ch for ch in text.split("e")[0] if ch.isdigit()]
+    if text.startswith("-") and digits and set(digits) == {"0"}:
+        text = ("+" if "+" in spec else "") + text[1:]
+    return text
+
+
 def _columns(report: CorrelationReport) -> tuple[list[str], list[list[str]]]:
     header = ["method", "L_NAT (bits/token)", "L_input (bits/token)", "L_target (-β·BLEU)", "L_MPLE",
               f"BLEU ({report.bleu})"]
-    body = [[row.method, f"{row.l_nat:.2f}", f"{row.l_input:.2f}", f"{row.l_target:.2f}", f"{row.l_mple:.2f}",
-             f"{row.bleu(report.bleu):.2f}"] for row in report.rows]
+    body = [[row.method, *(number_text(v, ".2f") for v in (row.l_nat, row.l_input, row.l_target, row.l_mple,
+                                                             row.bleu(report.bleu)))] for row in report.rows]
     return header, body
 
 
 def _summary_lines(report: CorrelationReport) -> list[str]:
     i = report.interval
-    beta = (f"β = {report.beta:g} for every file (L_target, L_MPLE recomputed)" if report.beta is not None
-            else "β = " + ", ".join(sorted({f"{row.beta:g}" for row in report.rows})) + " (the files' own)")
-    lines = [f"Pearson r(L_MPLE, BLEU {report.bleu}) = {report.r:.4f} over {len(report.rows)} methods, "
-             f"{i.confidence:.0%} bootstrap CI [{i.low:.4f}, {i.high:.4f}] ({i.n_resamples} resamples of the "
+
+    def f4(value: float) -> str:
+        return number_text(value, ".4f")
+
+    beta = (f"β = {number_text(report.beta, 'g')} for every file (L_target, L_MPLE recomputed)"
+            if report.beta is not None
+            else "β = " + ", ".join(sorted({number_text(row.beta, "g") for row in report.rows})) + " (the files' own)")
+    lines = [f"Pearson r(L_MPLE, BLEU {report.bleu}) = {f4(report.r)} over {len(report.rows)} methods, "
+             f"{i.confidence:.0%} bootstrap CI [{f4(i.low)}, {f4(i.high)}] ({i.n_resamples} resamples of the "
              f"methods, seed {i.seed}, {i.n_skipped} skipped with zero variance); {beta}"]
-    other = [f"r with BLEU {kind} = {value:.4f}" for kind, value in report.r_by_bleu.items()
+    if report.interval_note:
+        lines.append(f"note on r's interval: {report.interval_note}")
+    other = [f"r with BLEU {kind} = {f4(value)}" for kind, value in report.r_by_bleu.items()
              if kind != report.bleu and value is not None]
     if other:
         lines.append("; ".join(other))
     if report.sweep is not None:
         s = report.sweep
-        lines.append(f"β sweep {s.betas[0]:g}..{s.betas[-1]:g} ({len(s.betas)} values): max |r| = "
-                     f"{abs(s.best_r):.4f} (r = {s.best_r:.4f}) at β = {s.best_beta:g}; min |r| = "
-                     f"{s.min_abs_r:.4f} at β = {s.min_abs_r_beta:g}")
+        lines.append(f"β sweep {number_text(s.betas[0], 'g')}..{number_text(s.betas[-1], 'g')} ({len(s.betas)} "
+                     f"values): max |r| = {f4(abs(s.best_r))} (r = {f4(s.best_r)}) at β = "
+                     f"{number_text(s.best_beta, 'g')}; min |r| = {f4(s.min_abs_r)} at β = "
+                     f"{number_text(s.min_abs_r_beta, 'g')}")
     lines.append("units: " + UNITS_NOTE)
     return lines
 
@@ -508,7 +630,8 @@ def format_correlation_table(report: CorrelationReport) -> str:
     if report.sweep is not None and len(report.sweep.betas) <= 40:
         lines.append("")
         lines.append("β      r(L_MPLE, BLEU)")
-        lines += [f"{b:<6g} {r:+.4f}" for b, r in zip(report.sweep.betas, report.sweep.r)]
+        lines += [f"{number_text(b, 'g'):<6} {number_text(r, '+.4f')}"
+                  for b, r in zip(report.sweep.betas, report.sweep.r)]
     return "\n".join([*lines, "", *_summary_lines(report)])
 
 
@@ -524,7 +647,8 @@ def markdown_table(report: CorrelationReport) -> str:
     lines.append("")
     if report.sweep is not None:
         lines += ["| β | r(L_MPLE, BLEU) |", "|---:|---:|"]
-        lines += [f"| {b:g} | {r:.4f} |" for b, r in zip(report.sweep.betas, report.sweep.r)]
+        lines += [f"| {number_text(b, 'g')} | {number_text(r, '.4f')} |"
+                  for b, r in zip(report.sweep.betas, report.sweep.r)]
         lines.append("")
     lines += [line + "  " for line in _summary_lines(report)]
     return "\n".join(lines).rstrip() + "\n"
@@ -532,12 +656,19 @@ def markdown_table(report: CorrelationReport) -> str:
 
 @dataclass(frozen=True)
 class TotalCorrelationLine:
-    """C of a dataset as ``mple estimate tc`` writes it (``tc.json``): bits/token and its interval."""
+    """C of a dataset as ``mple estimate tc`` writes it (``tc.json``): bits/token and its interval,
+    with what the file records of its data (``data``, ``split``, ``n_sentences``) and whether the
+    estimate converged (``converged``: None where training was not observed)."""
 
     c_bits_per_token: float
     ci95_bits_per_token: tuple[float, float] | None
     signature: str | None
     path: str
+    data: str | None = None
+    split: str | None = None
+    n_sentences: int | None = None
+    converged: bool | None = None
+    convergence_note: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return json_ready(asdict(self))
@@ -545,7 +676,9 @@ class TotalCorrelationLine:
 
 def read_tc_json(path: str | os.PathLike) -> TotalCorrelationLine:
     """``c_bits_per_token`` and ``ci95_bits_per_token`` of a ``tc.json`` (the interval may be
-    absent or null).  Raises ValueError naming the file and key, OSError if unreadable."""
+    absent or null), with its ``data``, ``split``, ``n_sentences``, ``converged`` and
+    ``convergence_note`` where written.  Raises ValueError naming the file and key, OSError if
+    unreadable."""
     name = os.fspath(path)
     try:
         document = json.loads(Path(name).read_text(encoding="utf-8"))
@@ -564,6 +697,63 @@ def read_tc_json(path: str | os.PathLike) -> TotalCorrelationLine:
             raise ValueError(f"{name}: key 'ci95_bits_per_token' must be [low, high]")
         if None not in interval:
             ci = (float(interval[0]), float(interval[1]))
-    signature = document.get("signature")
-    return TotalCorrelationLine(c_bits_per_token=c, ci95_bits_per_token=ci,
-                                signature=signature if isinstance(signature, str) else None, path=name)
+
+    def text(key: str) -> str | None:
+        return document[key] if isinstance(document.get(key), str) else None
+
+    n = document.get("n_sentences")
+    converged = document.get("converged")
+    return TotalCorrelationLine(c_bits_per_token=c, ci95_bits_per_token=ci, signature=text("signature"), path=name,
+                                data=text("data"), split=text("split"),
+                                n_sentences=n if isinstance(n, int) and not isinstance(n, bool) else None,
+                                converged=converged if isinstance(converged, bool) else None,
+                                convergence_note=text("convergence_note"))
+
+
+def _dataset_identity(data: str) -> str:
+    """A dataset directory as one path (``bundled`` resolved), for comparing where files came from."""
+    return os.path.realpath(resolve_dataset_path(data))
+
+
+def fig5_mismatches(results: Sequence[MethodResult], tc: TotalCorrelationLine) -> list[str]:
+    """How ``tc`` was measured on other data than ``results`` (dataset directory, split, split
+    size), each as ``"split 'test' (tc.json) vs 'valid' (a.json, b.json)"``; empty when they agree
+    or where either side does not record a field."""
+    out = []
+    sides = (("data", tc.data, _dataset_identity), ("split", tc.split, str), ("split_size", tc.n_sentences, str))
+    for name, mine, normal in sides:
+        if mine is None:
+            continue
+        theirs: dict[str, list[str]] = {}
+        for r in results:
+            if name in r.provenance:
+                theirs.setdefault(str(r.provenance[name]), []).append(r.path)
+        if name == "data":
+            theirs = {_dataset_identity(value): paths for value, paths in theirs.items()}
+        differ = {value: paths for value, paths in theirs.items() if value != normal(mine)}
+        if differ:
+            shown = " and ".join(f"{value!r} ({_files(paths)})" for value, paths in differ.items())
+            out.append(f"{'n_sentences' if name == 'split_size' else name} {normal(mine)!r} ({tc.path}) vs {shown}")
+    return out
+
+
+def fig5_warnings(results: Sequence[MethodResult], tc: TotalCorrelationLine, *, allow_mixed: bool = False) -> list[str]:
+    """Check that ``tc`` is C of the data ``results`` were measured on (:func:`fig5_mismatches`):
+    ValueError naming the fields and files, or with ``allow_mixed`` a warning.  Also a warning
+    when ``tc`` records that C has not converged, or records no data or split to check."""
+    out = []
+    mismatches = fig5_mismatches(results, tc)
+    if mismatches and not allow_mixed:
+        raise ValueError(f"--fig5 {tc.path} is C of other data than the result files: {'; '.join(mismatches)} "
+                         f"(give the tc.json of their dataset and split, or pass --allow-mixed)")
+    if mismatches:
+        out.append(f"--fig5 {tc.path} is C of other data than the result files (--allow-mixed): "
+                   + "; ".join(mismatches))
+    if tc.split is None and tc.data is None:
+        out.append(f"--fig5 {tc.path} records neither its data nor its split: whether its C is that of the "
+                   f"result files' data is not checked")
+    if tc.converged is False:
+        note = f" ({tc.convergence_note})" if tc.convergence_note else ""
+        out.append(f"--fig5 {tc.path}: C = {number_text(tc.c_bits_per_token, '.4f')} bits/token has not "
+                   f"converged{note}; Figure 5 marks it so")
+    return out

@@ -23,7 +23,12 @@ Formats (``fmt``):
   lines falls back to ``-score * (number of tokens on the H- line + 1)`` (the ``+ 1`` is ``</s>``;
   exact only when the tokens were printed as scored, i.e. without ``--post-process``).  Results are
   ordered by id, so they align with the source file; ids must be exactly ``0 .. n-1``, each once.
-  Every other line (``S-``, ``T-``, ``D-``, ``A-``, logging) is ignored.
+  The target tokens T of a sentence are its positions less the final ``</s>`` (``P-`` lines: what
+  the model scored, which is the ``T-`` line's token count when fairseq printed it without
+  ``--post-process``); per-token values divide by T, never by the positions.  ``T-<id>\t<text>``
+  lines are kept (the reference as printed) so that two files can be checked to score the same
+  targets (:func:`check_same_targets`).  Every other line (``S-``, ``D-``, ``A-``, logging) is
+  ignored.
 - ``"auto"`` (default): ``"fairseq"`` when some line starts with ``H-<digits>\\t`` or
   ``P-<digits>\\t``, else ``"plain"``.
 """
@@ -45,6 +50,7 @@ SCORE_UNITS: tuple[str, ...] = ("bits", "nats")
 SCORE_SIGNS: tuple[str, ...] = ("nll", "logprob")
 
 _FAIRSEQ_LINE = re.compile(r"^([HP])-(\d+)\t")
+_TARGET_LINE = re.compile(r"^T-(\d+)\t")
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,49 @@ class ScoreFile:
     ``nll_bits``: (n,) float64 NLL per sentence in bits (>= 0).  ``n_positions``: for fairseq files
     with ``P-`` lines, (n,) int64, the positions fairseq scored per sentence (target tokens + 1 for
     ``</s>``), else ``None``.  ``fmt``: the format that was read (``"plain"`` or ``"fairseq"``).
+    ``targets``: for fairseq files with ``T-`` lines, the target text of each sentence id as
+    printed, else ``None``.  ``path``: the file read.
     """
 
     nll_bits: np.ndarray
     n_positions: np.ndarray | None
     fmt: str
+    targets: tuple[str, ...] | None = None
+    path: str = ""
+
+    @property
+    def n_target_tokens(self) -> np.ndarray | None:
+        """(n,) int64 target tokens T per sentence: the scored positions without ``</s>``
+        (``None`` without ``P-`` lines)."""
+        return None if self.n_positions is None else self.n_positions - 1
+
+
+def check_same_targets(nat: ScoreFile, at: ScoreFile, names: tuple[str, str] = ("nat", "at")) -> None:
+    """Refuse two score files that do not score the same targets: a different number of
+    sentences, of scored positions for one sentence id, or a different ``T-`` text for one id.
+    ``names`` label the files in the message (e.g. the options that gave them).
+
+    Raises:
+        ValueError naming both files and the first sentence id that differs.
+    """
+    label = (f"{names[0]} {nat.path}", f"{names[1]} {at.path}")
+    if len(nat.nll_bits) != len(at.nll_bits):
+        raise ValueError(f"{label[0]} has {len(nat.nll_bits)} sentences but {label[1]} has "
+                         f"{len(at.nll_bits)}")
+    if nat.n_positions is not None and at.n_positions is not None:
+        differ = np.flatnonzero(nat.n_positions != at.n_positions)
+        if differ.size:
+            i = int(differ[0])
+            raise ValueError(f"{label[0]} and {label[1]} score different targets: sentence id {i} has "
+                             f"{int(nat.n_positions[i])} positional scores in the first and "
+                             f"{int(at.n_positions[i])} in the second ({differ.size} sentence(s) differ)")
+    if nat.targets is not None and at.targets is not None:
+        differ = [i for i, (a, b) in enumerate(zip(nat.targets, at.targets)) if a != b]
+        if differ:
+            i = differ[0]
+            raise ValueError(f"{label[0]} and {label[1]} score different targets: T-{i} is "
+                             f"{nat.targets[i]!r} in the first and {at.targets[i]!r} in the second "
+                             f"({len(differ)} sentence(s) differ)")
 
 
 def read_scores(path: str | os.PathLike, *, unit: str = "bits", fmt: str = "auto",
@@ -97,11 +141,12 @@ def read_score_file(path: str | os.PathLike, *, unit: str = "bits", fmt: str = "
             raise ValueError("sign='nll' does not apply to fairseq output, which holds "
                              "log-probabilities; leave sign unset")
         nll, positions = _parse_fairseq(path, lines)
+        targets = _parse_targets(path, lines, len(nll))
     else:
-        nll, positions = _parse_plain(path, lines, sign or "nll"), None
+        nll, positions, targets = _parse_plain(path, lines, sign or "nll"), None, None
     if unit == "nats":
         nll = nll / math.log(2.0)
-    return ScoreFile(nll_bits=nll, n_positions=positions, fmt=fmt)
+    return ScoreFile(nll_bits=nll, n_positions=positions, fmt=fmt, targets=targets, path=str(path))
 
 
 def _number(path: Path, number: int, text: str) -> float:
@@ -185,6 +230,28 @@ def _parse_fairseq(path: Path, lines: list[str]) -> tuple[np.ndarray, np.ndarray
         nll[sentence] = -(value if use_positions else value * count) + 0.0
         positions[sentence] = count
     return nll, (positions if use_positions else None)
+
+
+def _parse_targets(path: Path, lines: list[str], n: int) -> tuple[str, ...] | None:
+    """The ``T-<id>`` texts ordered by id (``None`` when the file has none); they must name the
+    same ids ``0 .. n-1`` as the scores."""
+    targets: dict[int, tuple[int, str]] = {}
+    for number, line in enumerate(lines, start=1):
+        match = _TARGET_LINE.match(line)
+        if match is None:
+            continue
+        sentence = int(match.group(1))
+        if sentence in targets:
+            raise ValueError(f"{path}:{number}: duplicate T-{sentence} (first at line {targets[sentence][0]})")
+        targets[sentence] = (number, line[match.end():])
+    if not targets:
+        return None
+    if sorted(targets) != list(range(n)):
+        extra = sorted(set(targets) - set(range(n)))
+        missing = sorted(set(range(n)) - set(targets))
+        what = f"T-{extra[0]} has no scores" if extra else f"sentence id {missing[0]} has scores but no T- line"
+        raise ValueError(f"{path}: the T- lines and the scores name different sentence ids ({what})")
+    return tuple(targets[i][1] for i in range(n))
 
 
 def _first_missing(ids: list[int], limit: int) -> list[int]:

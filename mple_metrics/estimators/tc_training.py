@@ -37,7 +37,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data import BatchIterator, EncodedSplit, TokenizerPair, load_dataset, resolve_dataset_path
+from ..data import (BatchIterator, EncodedSplit, TokenizerPair, dataset_tokenizers, load_dataset,
+                    resolve_dataset_path)
 from ..train import TrainConfig, train
 from .scoring import check_length_terms
 
@@ -61,7 +62,7 @@ class TCTrainingSettings:
 
     data: str
     out: str
-    tokenizer_kind: str = "word"
+    tokenizer_kind: str = "spm"  # byte fallback: no <unk> on any text (word suits the known-C sets)
     vocab_size: int = 8000
     size: str = "tiny"
     max_epochs: int = 30
@@ -77,6 +78,9 @@ class TCTrainingSettings:
         for name in ("max_epochs", "patience"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.tokenizer_kind in ("spm", "bpe") and self.vocab_size < 300:  # SentencePiece's floor
+            raise ValueError(f"--vocab-size must be >= 300 with --tokenizer-kind {self.tokenizer_kind} (6 specials "
+                             f"+ 256 byte pieces + pieces), got {self.vocab_size}")
         if not isinstance(self.budget_steps, int) or self.budget_steps < 0:
             raise ValueError(f"--budget-steps must be an integer >= 0, got {self.budget_steps!r}")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
@@ -116,14 +120,17 @@ class PairRun:
 
 
 def shared_tokenizer(settings: TCTrainingSettings) -> TokenizerPair:
-    """The tokenizer of both models, learnt once on the training split and kept in OUT/tokenizer
-    (written to a temporary folder and renamed, so a kill never leaves half of it)."""
+    """The tokenizer of both models, learnt once on the training split (or the one the dataset
+    carries) and kept in OUT/tokenizer (written to a temporary folder and renamed, so a kill never
+    leaves half of it)."""
     target = Path(settings.out) / "tokenizer"
     if target.is_dir():
         return TokenizerPair.load(target)
-    train_split = load_dataset(resolve_dataset_path(settings.data), splits=("train",)).train
-    tokenizers = TokenizerPair.train(train_split.src, train_split.tgt, kind=settings.tokenizer_kind,
-                                     vocab_size=settings.vocab_size)
+    tokenizers = dataset_tokenizers(resolve_dataset_path(settings.data))
+    if tokenizers is None:  # else the dataset is written for the one it carries (token-level Synthetic A/B)
+        train_split = load_dataset(resolve_dataset_path(settings.data), splits=("train",)).train
+        tokenizers = TokenizerPair.train(train_split.src, train_split.tgt, kind=settings.tokenizer_kind,
+                                         vocab_size=settings.vocab_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))
     try:

@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import __version__
 from ..atomic_write import atomic_write_bytes, atomic_write_text
-from .bootstrap import BootstrapInterval, as_per_sentence, paired_bootstrap
+from .bootstrap import BootstrapInterval, as_per_sentence, has_interval, interval_warning, paired_bootstrap
 
 LENGTH_TERMS: tuple[str, ...] = ("include", "exclude")
 UNITS_NOTE = ("bits (log base 2); per_sentence = mean over sentences, per_token = sum over "
@@ -47,7 +47,9 @@ PER_SENTENCE_COLUMNS: tuple[str, ...] = ("index", "c_bits", "nll_nat_bits", "nll
 def tc_signature(*, family: str | None, tokenizer: str | None, length_terms: str, seeds: int,
                  n_sentences: int, version: str = __version__) -> str:
     """The reproducibility signature, e.g.
-    ``C|V:transformer-tiny|tok:word|len:include|seeds:1|n:1000|version:0.1.0``.
+    ``C|V:nat-d64-h4-ffn256-l2+2-uniform/at-d64-h4-ffn256-l2+2|tok:spm8000|len:include|seeds:1|n:1000|version:0.1.0``
+    (:mod:`.tc_pipeline` names both models' architectures and the target tokenizer this way,
+    whichever way the models were obtained).
 
     ``family`` (the model family V) and ``tokenizer`` are free text without ``|``; ``None`` is
     written ``unknown``.
@@ -200,11 +202,13 @@ def conditional_tc(nat_nll_bits: object, at_nll_bits: object, n_tokens: object, 
     per_sentence: BootstrapInterval = paired_bootstrap(nat, at, **settings)
     total_tokens = float(tokens.sum())
     n = int(c.shape[0])
+    # One sentence has no interval (every resample is that sentence): NaN, written as null.
+    no_interval = (math.nan, math.nan)
     return TCEstimate(
         c_bits_per_token=per_token.estimate,
         c_bits_per_sentence=per_sentence.estimate,
-        ci95_bits_per_token=(per_token.low, per_token.high),
-        ci95_bits_per_sentence=(per_sentence.low, per_sentence.high),
+        ci95_bits_per_token=(per_token.low, per_token.high) if has_interval(n) else no_interval,
+        ci95_bits_per_sentence=(per_sentence.low, per_sentence.high) if has_interval(n) else no_interval,
         nll_nat_bits_per_token=float(nat.sum() / total_tokens),
         nll_at_bits_per_token=float(at.sum() / total_tokens),
         nll_nat_bits_per_sentence=float(nat.mean()),
@@ -303,9 +307,34 @@ def per_sentence_tsv(estimate: TCEstimate, sources: Sequence[str] | None = None,
     return "\n".join(rows) + "\n"
 
 
-def c_histogram_png(estimate: TCEstimate) -> bytes:
-    """PNG bytes of the histogram of per-sentence Ĉ (bits/sentence), the mean as a vertical line
-    and its confidence interval shaded.  Uses matplotlib's Agg canvas (no global backend change)."""
+def convergence_caption(converged: bool | None, note: str | None = None) -> str:
+    """What the histogram's title says about convergence: ``converged`` True, False (with the
+    reason), or None (training not observed: models or scores were given)."""
+    if converged is True:
+        return "converged"
+    if converged is False:
+        return f"NOT CONVERGED (do not trust this estimate): {note or 'reason not recorded'}"
+    return f"convergence unknown: {note or 'training not observed'}"
+
+
+def c_histogram_png(estimate: TCEstimate, converged: bool | None = None,
+                    convergence_note: str | None = None) -> bytes:
+    """PNG bytes of :func:`c_histogram_figure`."""
+    figure = c_histogram_figure(estimate, converged, convergence_note)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def c_histogram_figure(estimate: TCEstimate, converged: bool | None = None,
+                       convergence_note: str | None = None):
+    """The histogram of per-sentence Ĉ (bits/sentence), the mean as a vertical line and its
+    confidence interval shaded; the title gives n, the signature and whether the estimate converged
+    (:func:`convergence_caption`; an unconverged one is also marked in red inside the axes, since a
+    picture travels without its JSON).  A matplotlib Figure on the Agg canvas (no global backend
+    change)."""
+    import textwrap
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -321,17 +350,26 @@ def c_histogram_png(estimate: TCEstimate) -> bytes:
     axes.hist(c, bins=bins, range=spread, color="#4c72b0", alpha=0.85)
     low, high = estimate.ci95_bits_per_sentence
     label = f"{estimate.confidence:.0%} CI"
-    axes.axvspan(low, high, color="#dd8452", alpha=0.3, label=f"{label} [{low:.3f}, {high:.3f}]")
+    if math.isfinite(low) and math.isfinite(high):
+        axes.axvspan(low, high, color="#dd8452", alpha=0.3, label=f"{label} [{low:.3f}, {high:.3f}]")
     axes.axvline(estimate.c_bits_per_sentence, color="#c44e52", linewidth=1.5,
                  label=f"mean {estimate.c_bits_per_sentence:.3f} bits/sentence")
     axes.set_xlabel("per-sentence Ĉ = NLL_NAT − NLL_AT (bits/sentence)")
     axes.set_ylabel("sentences")
-    axes.set_title(f"n = {estimate.n_sentences} sentences\n{estimate.signature}", fontsize=8)
+    # The signature names both architectures: break it at a field so that it fits the width.
+    fields_ = estimate.signature.split("|")
+    half = (len(fields_) + 1) // 2
+    signature = "|".join(fields_[:half]) + "|\n" + "|".join(fields_[half:])
+    caption = textwrap.fill(f"n = {estimate.n_sentences} sentences; "
+                            f"{convergence_caption(converged, convergence_note)}", 95)
+    axes.set_title(f"{caption}\n{signature}", fontsize=7,
+                   color="#c00000" if converged is False else "black")
+    if converged is False:
+        axes.text(0.02, 0.96, "NOT CONVERGED", transform=axes.transAxes, ha="left", va="top",
+                  fontsize=11, fontweight="bold", color="#c00000")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def write_tc_report(out_dir: str | os.PathLike, estimate: TCEstimate, *,
@@ -342,7 +380,8 @@ def write_tc_report(out_dir: str | os.PathLike, estimate: TCEstimate, *,
 
     ``tc.json`` is ``estimate.to_dict()`` plus ``extra`` (BLEU, models, convergence, per-seed
     values: anything JSON-ready; its keys must not repeat the estimate's); non-finite numbers are
-    written as ``null``.  ``sources``/``references``: one line per sentence for the TSV, or
+    written as ``null``.  ``extra["converged"]`` (True/False/None) and ``extra["convergence_note"]``
+    are also written into the histogram's title.  ``sources``/``references``: one line per sentence for the TSV, or
     ``None`` for empty columns.  Returns ``{file name: path}``.
     """
     if not isinstance(estimate, TCEstimate):
@@ -352,10 +391,16 @@ def write_tc_report(out_dir: str | os.PathLike, estimate: TCEstimate, *,
     clash = sorted(set(document) & set(extra))
     if clash:
         raise ValueError(f"extra must not redefine the estimate's fields: {clash}")
+    small_sample = interval_warning(estimate.n_sentences)
+    if small_sample:
+        extra["warnings"] = [*extra.get("warnings", []), small_sample]
     document.update(json_ready(extra))
     json_text = json.dumps(document, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     tsv_text = per_sentence_tsv(estimate, sources, references)
-    png = c_histogram_png(estimate)
+    converged = extra.get("converged")
+    note = extra.get("convergence_note")
+    png = c_histogram_png(estimate, converged if isinstance(converged, bool) else None,
+                          note if isinstance(note, str) else None)
     out_dir = Path(out_dir)
     paths = {name: out_dir / name for name in REPORT_FILES}
     atomic_write_text(paths["per_sentence.tsv"], tsv_text)
@@ -380,7 +425,8 @@ def format_tc_table(estimate: TCEstimate, extra: Mapping[str, object] | None = N
         ("", "bits/token", "bits/sentence"),
         ("C = NLL_NAT - NLL_AT", f"{estimate.c_bits_per_token:.4f}",
          f"{estimate.c_bits_per_sentence:.3f}"),
-        (f"  {ci}", f"[{tok_lo:.4f}, {tok_hi:.4f}]", f"[{sen_lo:.3f}, {sen_hi:.3f}]"),
+        (f"  {ci}", *((f"[{tok_lo:.4f}, {tok_hi:.4f}]", f"[{sen_lo:.3f}, {sen_hi:.3f}]")
+                      if has_interval(estimate.n_sentences) else ("none (1 sentence)", "none"))),
         ("NLL NAT", f"{estimate.nll_nat_bits_per_token:.4f}",
          f"{estimate.nll_nat_bits_per_sentence:.3f}"),
         ("NLL AT", f"{estimate.nll_at_bits_per_token:.4f}",

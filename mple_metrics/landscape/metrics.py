@@ -11,8 +11,8 @@
 - ``l_nat``: a NAT's NLL of the proxy target T of a named proxy (L_NAT, Eq. 9) in bits per token,
   with that proxy's default options (:func:`mple_metrics.train.proxy_validation`).  Lower is better.
 
-The batches are the ones ``reference_nll`` and ``translate_encoded`` build (same order, same padding),
-so a cell at a checkpoint's coordinates reproduces ``mple evaluate`` of that checkpoint.
+The batches are the ones ``reference_nll`` and ``translate_encoded`` build (same order, same padding,
+same summation), so a checkpoint evaluated at its own weights gives what ``mple evaluate`` gives.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from ..train import proxy_validation
 from .grid import Metric
 
 METRIC_NAMES: tuple[str, ...] = ("nll", "bleu", "l_nat")
-#: Proxy targets L_NAT can be computed under without extra data (KD is raw on a KD dataset).
+#: Proxy targets L_NAT can be computed under without extra data: the dataset's targets are T
+#: itself (``raw`` on a raw dataset, ``kd`` on a KD dataset; the other pairings are refused by
+#: the command) or aligned to it (``axe``, ``oaxe``).
 L_NAT_PROXIES: tuple[str, ...] = ("raw", "kd", "axe", "oaxe")
 
 
@@ -114,8 +116,9 @@ class EvaluationSet:
 
 
 def landscape_metrics(names: Sequence[str], evaluation: EvaluationSet, model: ATModel | NATModel,
-                      proxy: str = "raw") -> list[Metric]:
-    """The :class:`Metric` objects ``names`` (of :data:`METRIC_NAMES`) on ``evaluation``."""
+                      proxy: str = "raw", target_text: str = "") -> list[Metric]:
+    """The :class:`Metric` objects ``names`` (of :data:`METRIC_NAMES`) on ``evaluation``;
+    ``target_text`` says what l_nat's proxy target is built from (its description)."""
     evaluation.check_model(model)
     metrics = []
     for name in names:
@@ -144,7 +147,8 @@ def landscape_metrics(names: Sequence[str], evaluation: EvaluationSet, model: AT
                 return proxy_validation(m, target, evaluation.encoded, evaluation.max_tokens,
                                         evaluation.device)["proxy_nll_bits_per_token"]
 
-            metrics.append(Metric("l_nat", "bits/token", False, l_nat, f"L_NAT under proxy {proxy!r}"))
+            metrics.append(Metric("l_nat", "bits/token", False, l_nat, f"L_NAT under proxy {proxy!r}"
+                                  + (f" on {target_text}" if target_text else "")))
         else:
             raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRIC_NAMES)}")
     return metrics

@@ -151,6 +151,14 @@ class Plane:
         directories.  Raises :class:`CheckpointError` naming the differing architecture field, the
         tokenizer, or the parameter that does not match."""
         payloads = [load_checkpoint(p) for p in paths]
+        plane, config = cls.from_payloads(payloads, axes, labels if labels is not None else default_labels(paths))
+        return plane, config, payloads[0]
+
+    @classmethod
+    def from_payloads(cls, payloads: Sequence[Mapping], axes: str = "affine",
+                      labels: Sequence[str] | None = None) -> tuple[Plane, ModelConfig]:
+        """(plane, model config) through 2 or 3 loaded checkpoints (:func:`load_checkpoint` payloads),
+        checked as :meth:`from_checkpoints` says."""
         names = [p["path"] for p in payloads]
         configs = [ModelConfig.from_dict(p["model_config"]) for p in payloads]
         for name, config, payload in zip(names[1:], configs[1:], payloads[1:]):
@@ -161,12 +169,12 @@ class Plane:
             if payload["tokenizer"] != payloads[0]["tokenizer"]:
                 raise CheckpointError(f"checkpoints {names[0]} and {name} have different tokenizers "
                                       f"(vocabularies); a plane needs one vocabulary")
-        if len(paths) == 1:
+        if len(payloads) == 1:
             raise ValueError("one checkpoint spans no plane: give 2 (a line), 3 (a plane) or "
                              "random directions")
         plane = cls.from_state_dicts([p["model"] for p in payloads], axes,
-                                     labels if labels is not None else default_labels(paths))
-        return plane, configs[0], payloads[0]
+                                     labels if labels is not None else default_labels(names))
+        return plane, configs[0]
 
     @classmethod
     def random(cls, state: Mapping[str, torch.Tensor], seed: int = 0, include_1d: bool = False,

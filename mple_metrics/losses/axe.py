@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from ..data import BLANK_ID
 from ..ops import axe_align, axe_loss
 from .arguments import check_non_negative_real, check_reduction, check_token_id
+from .log_probs import check_log_probs
 
 
 class AXELoss(torch.nn.Module):
@@ -51,9 +54,12 @@ class AXELoss(torch.nn.Module):
     Units: nats (natural log of the given log-probabilities).  The gradient with respect to
     ``log_probs`` is the subgradient of the chosen path (-1 on aligned tokens' and skipped
     predictions' blank log-probs, -delta on skipped targets', summed where an entry is used twice),
-    scaled by the reduction.  Deterministic on both devices.  A sequence with Lp_b = 0 < Ly_b has no
-    alignment and costs +inf (zero gradient); bad inputs raise ``TypeError``/``ValueError`` naming
-    the argument.
+    scaled by the reduction.  Deterministic on both devices.  A sequence with no alignment of finite
+    cost (Lp_b = 0 < Ly_b, or a target token with log-prob -inf at every prediction) costs +inf and
+    contributes no gradient, as in :class:`OaXELoss`.
+    Bad inputs raise ``TypeError``/``ValueError`` naming the argument, and so do log-probs above 0
+    (logits passed by mistake; :mod:`mple_metrics.losses.log_probs`: one max over the batch and one
+    device-to-host synchronisation).
 
     Example::
 
@@ -73,8 +79,19 @@ class AXELoss(torch.nn.Module):
     def forward(self, log_probs: Tensor, targets: Tensor, pred_lengths: Tensor | None = None,
                 target_lengths: Tensor | None = None) -> Tensor:
         """The AXE loss of the batch (see the class docstring for shapes, units and reduction)."""
-        return axe_loss(log_probs, targets, pred_lengths, target_lengths, blank=self.blank,
-                        skip_penalty=self.skip_penalty, reduction=self.reduction)
+        check_log_probs(log_probs, pred_lengths)
+        per_sequence = axe_loss(log_probs, targets, pred_lengths, target_lengths, blank=self.blank,
+                                skip_penalty=self.skip_penalty, reduction="none")
+        # A sequence no alignment can score costs +inf with no gradient (the op would pass on the
+        # subgradient of an arbitrary infinite path), as OaXELoss has it.
+        per_sequence = per_sequence.masked_fill(torch.isinf(per_sequence.detach()), math.inf)
+        if self.reduction == "none":
+            return per_sequence
+        total = per_sequence.sum()
+        if self.reduction == "sum":
+            return total
+        tokens = targets.shape[0] * targets.shape[1] if target_lengths is None else target_lengths.sum()
+        return total / torch.as_tensor(tokens, device=total.device).clamp_min(1).to(total.dtype)
 
     def align(self, log_probs: Tensor, targets: Tensor, pred_lengths: Tensor | None = None,
               target_lengths: Tensor | None = None) -> Tensor:
@@ -87,6 +104,7 @@ class AXELoss(torch.nn.Module):
         as :meth:`forward`, so with ``skip_penalty=0`` the NLL of T* equals the per-sequence loss.
         Not differentiable (computed without autograd); deterministic.
         """
+        check_log_probs(log_probs, pred_lengths)
         return axe_align(log_probs, targets, pred_lengths, target_lengths, blank=self.blank,
                          skip_penalty=self.skip_penalty)
 

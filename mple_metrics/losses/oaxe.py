@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from ..ops import oaxe_align, oaxe_loss
+from ..ops.lap import LAP_INFEASIBLE
 from .arguments import check_optional_probability, check_reduction
+from .log_probs import check_log_probs
 
 
 class OaXELoss(torch.nn.Module):
@@ -38,10 +42,14 @@ class OaXELoss(torch.nn.Module):
         - ``lengths``: (B,) integer in [0, L]; prediction and target share the length.
         - output: a scalar, or (B,) for ``reduction="none"``, of the dtype of ``log_probs``.
 
-    Units: nats.  Deterministic; one device-to-host synchronisation for the argument checks and one
-    for the assignment's status.  A sentence whose every permutation meets a zero probability
-    (cost +inf) and NaN log-probs raise ``ValueError`` naming the sentence; bad shapes, dtypes,
-    devices, lengths or ids raise ``TypeError``/``ValueError`` naming the argument.
+    Units: nats.  Deterministic; one device-to-host synchronisation for the argument checks, one for
+    the log-probs check and one for the assignment's status.  A sentence whose every permutation
+    meets a zero probability (a target token with log-prob -inf at every prediction) costs +inf and
+    contributes no gradient, as in :class:`AXELoss` (the op :func:`mple_metrics.ops.oaxe_loss`
+    refuses it; the module then solves that batch again without it).  NaN log-probs raise
+    ``ValueError`` naming the position, log-probs above 0 (logits passed by mistake;
+    :mod:`mple_metrics.losses.log_probs`) naming ``log_probs``; bad shapes, dtypes, devices,
+    lengths or ids raise ``TypeError``/``ValueError`` naming the argument.
 
     Example::
 
@@ -59,7 +67,23 @@ class OaXELoss(torch.nn.Module):
 
     def forward(self, log_probs: Tensor, targets: Tensor, lengths: Tensor) -> Tensor:
         """The OaXE loss of the batch (see the class docstring for shapes, units and reduction)."""
-        return oaxe_loss(log_probs, targets, lengths, truncate=self.truncate, reduction=self.reduction)
+        check_log_probs(log_probs, lengths)
+        try:
+            return oaxe_loss(log_probs, targets, lengths, truncate=self.truncate, reduction=self.reduction)
+        except ValueError:
+            infeasible = _infeasible_sentences(log_probs, targets, lengths)
+            if infeasible is None:
+                raise
+        # The op refuses a sentence that no ordering can score; here it costs +inf with no gradient,
+        # as in AXELoss (and torch.nn.CTCLoss).  The others are scored as usual.
+        per_sentence = oaxe_loss(log_probs, targets, lengths.masked_fill(infeasible, 0), truncate=self.truncate,
+                                 reduction="none").masked_fill(infeasible, math.inf)
+        if self.reduction == "none":
+            return per_sentence
+        total = per_sentence.sum()
+        if self.reduction == "sum":
+            return total
+        return total / lengths.sum().clamp(min=1).to(total.dtype)
 
     def align(self, log_probs: Tensor, targets: Tensor, lengths: Tensor) -> Tensor:
         """The proxy target T* (Eq. 20): T*[b, j] = Y_sigma(j), int64 (B, L) on the device of
@@ -68,9 +92,38 @@ class OaXELoss(torch.nn.Module):
         For j < ``lengths[b]`` a permutation of ``targets[b, :lengths[b]]`` minimising
         sum_j -log P_j(T*_j) (the assignment :meth:`forward` scores; ``truncate`` does not change
         it); positions j >= ``lengths[b]`` keep ``targets[b, j]``.  Not differentiable;
-        deterministic (among equally good permutations the choice is fixed).
+        deterministic (among equally good permutations the choice is fixed).  A sentence that no
+        ordering can score (every one meets a zero probability) keeps its targets in order.
         """
-        return oaxe_align(log_probs, targets, lengths)
+        check_log_probs(log_probs, lengths)
+        try:
+            return oaxe_align(log_probs, targets, lengths)
+        except ValueError:
+            infeasible = _infeasible_sentences(log_probs, targets, lengths)
+            if infeasible is None:
+                raise
+        return oaxe_align(log_probs, targets, lengths.masked_fill(infeasible, 0))  # length 0: kept as given
 
     def extra_repr(self) -> str:
         return f"truncate={self.truncate}, reduction={self.reduction!r}"
+
+
+def _infeasible_sentences(log_probs: Tensor, targets: Tensor, lengths: Tensor) -> Tensor | None:
+    """(B,) bool: the sentences whose every ordering gives some prediction a zero probability (no
+    perfect matching among the pairs of log-prob > -inf), or None when there is none or the
+    arguments are malformed (the op's error then stands).  Only called after the op refused."""
+    try:
+        batch, width, _ = log_probs.shape
+        lengths = lengths.long()
+        valid = torch.arange(width, device=log_probs.device) < lengths[:, None]
+        safe = targets.long().masked_fill(~valid, 0)
+        with torch.no_grad():
+            selected = log_probs.detach().gather(2, safe[:, None, :].expand(batch, width, width))
+            # 0 where P_j(Y_i) > 0 (NaN too: its error is the op's), +inf where it is 0.
+            cost = torch.zeros(selected.shape, dtype=torch.float64, device=selected.device)
+            cost = cost.masked_fill(selected == -math.inf, math.inf)
+            _, status = torch.ops.mple.linear_sum_assignment(cost, lengths, lengths)
+        infeasible = status == LAP_INFEASIBLE
+    except Exception:  # noqa: BLE001  (malformed arguments: the op's own error is raised instead)
+        return None
+    return infeasible if bool(infeasible.any()) else None

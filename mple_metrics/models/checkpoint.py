@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..data import TokenizerPair
+from ..data import BUNDLED_NAME, TokenizerPair, resolve_dataset_path
 from .config import ModelConfig
 
 CHECKPOINT_FORMAT = "mple_metrics.checkpoint"
@@ -180,3 +180,33 @@ def load_state_dicts(paths: Sequence[str | os.PathLike]) -> tuple[ModelConfig, l
             raise CheckpointError(f"checkpoints {paths[0]} and {path} have different architectures: "
                                   f"{'; '.join(differences)}")
     return configs[0], states
+
+
+def evaluation_data(given: str | os.PathLike | None, payload: dict[str, Any],
+                    option: str = "--data") -> tuple[str, str | None]:
+    """The dataset to evaluate the checkpoint ``payload`` on, and a warning or None.
+
+    ``given`` None: the data it was trained on (its ``train_config`` ``data``; ``"bundled"`` when it
+    records none), so that its numbers are measured on its own splits and references; a ValueError
+    naming ``option`` when that path is not found from here.  ``given`` another dataset than the
+    recorded one: used, with a warning naming both."""
+    recorded = str((payload.get("train_config") or {}).get("data") or BUNDLED_NAME)
+    if given is None:
+        if recorded != BUNDLED_NAME and not Path(recorded).is_dir():
+            raise ValueError(f"{option} not given, and the data checkpoint {payload['path']} was trained on "
+                             f"({recorded}) is not found from here; give {option} DIR")
+        return recorded, None
+    if same_dataset(str(given), recorded):
+        return str(given), None
+    return str(given), (f"{option} {given} is not the data checkpoint {payload['path']} was trained on "
+                        f"({recorded}): its splits and references need not be the ones the model was "
+                        f"trained and selected on")
+
+
+def same_dataset(first: str, second: str) -> bool:
+    """Whether two ``--data`` values name one dataset (``bundled`` and its directory are one)."""
+    a, b = resolve_dataset_path(first), resolve_dataset_path(second)
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them is not found from here
+        return a.resolve() == b.resolve()

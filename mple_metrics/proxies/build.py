@@ -43,10 +43,24 @@ def expand_kd_dirs(kd: Sequence[str | Path]) -> list[Path]:
     return [member for entry in kd for member in kd_dataset_dirs(entry)]
 
 
+def check_distinct_kd(directories: Sequence[str | Path]) -> None:
+    """Refuse a KD directory named twice (also under another path): one teacher's outputs would
+    count as two candidates, doubling their weight in dynamic KD's choice."""
+    seen: dict[Path, str | Path] = {}
+    for directory in directories:
+        key = Path(directory).resolve()
+        if key in seen:
+            also = "" if str(seen[key]) == str(directory) else f" (also as {seen[key]})"
+            raise ValueError(f"--kd {directory} is named twice{also}; each teacher's outputs can be only "
+                             f"one candidate")
+        seen[key] = directory
+
+
 def check_target_options(target: str, kd: Sequence[str | Path]) -> None:
     """Clear errors for a method without the data it needs (before anything is loaded)."""
     if target not in TARGET_PROXIES:
         raise ValueError(f"--target must be one of {TARGET_NAMES}, got {target!r}")
+    check_distinct_kd(kd)
     if target == "kd" and len(kd) != 1:
         raise ValueError(f"--target kd needs exactly one --kd DIR (a mple distill directory), got {len(kd)}")
     if target in ("axe", "oaxe") and len(kd) > 1:
@@ -63,6 +77,7 @@ def read_target_text(target: str, kd: Sequence[str | Path], split: Split) -> Tar
     """The text the method ``target`` builds its proxy targets from, for ``split``."""
     check_target_options(target, kd)
     dirs = expand_kd_dirs(kd)
+    check_distinct_kd(dirs)  # a candidate directory and one of its members, say
     if target == "dynamic-kd":
         outputs = [read_kd_split(d, split) for d in dirs]
         candidates = [[out[i] for out in outputs] + [split.tgt[i]] for i in range(len(split))]

@@ -116,7 +116,7 @@ class DynamicKDTarget(TargetProxy):
         candidates: per split name, per sentence (in the trainer's order of kept pairs), the K
             candidates' token ids, the raw target last.
         pairwise: per split name, the (N, K, K) pairwise BLEU of those candidates.
-        gamma: K weights γ (raw last); default all ones.
+        gamma: K weights γ >= 0 (raw last); default all ones.
         beta: β (0.2).
         regularizer: include L'_target (False: the ablation, T = argmin L_NAT).
         max_length: longest candidate the model can score (its positions).
@@ -138,8 +138,9 @@ class DynamicKDTarget(TargetProxy):
         if len(gamma) != self.num_candidates:
             raise ValueError(f"--gamma needs one weight per candidate ({self.num_candidates}: the KD "
                              f"teachers in --kd order, then the raw target), got {len(gamma)}")
-        if not all(math.isfinite(g) for g in gamma):
-            raise ValueError(f"--gamma weights must be finite, got {gamma}")
+        # A negative weight would reward a candidate for being unlike Γ_m: Eq. 21 weighs agreement.
+        if not all(math.isfinite(g) and g >= 0 for g in gamma):
+            raise ValueError(f"--gamma weights must be finite numbers >= 0, got {gamma}")
         if not math.isfinite(beta) or beta < 0:
             raise ValueError(f"--beta must be a finite number >= 0, got {beta!r}")
         for split, rows in candidates.items():

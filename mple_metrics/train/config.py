@@ -243,8 +243,8 @@ class TrainConfig:
             if isinstance(self.gamma, tuple):
                 self.gamma = list(self.gamma)
             if not isinstance(self.gamma, list) or not self.gamma or not all(
-                    _is_number(g) and math.isfinite(g) for g in self.gamma):
-                raise ValueError(f"--gamma must be finite numbers, one per candidate, got {self.gamma!r}")
+                    _is_number(g) and math.isfinite(g) and g >= 0 for g in self.gamma):
+                raise ValueError(f"--gamma must be finite numbers >= 0, one per candidate, got {self.gamma!r}")
         if self.select_metric == "bleu" and not self.valid_bleu:
             raise ValueError("--select-metric bleu needs validation BLEU; drop --no-valid-bleu")
         if self.init_from is not None and (not isinstance(self.init_from, str) or not self.init_from):

@@ -44,8 +44,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import __version__
 from ..atomic_write import atomic_write_text, remove_orphan_temporaries
-from ..data import (BatchIterator, EncodedSplit, TokenizerPair, collate, load_dataset,
-                    resolve_dataset_path)
+from ..data import (BatchIterator, EncodedSplit, TokenizerPair, check_dataset_tokenizers, collate,
+                    dataset_tokenizers, load_dataset, resolve_dataset_path)
 from ..decode import DecodeOptions
 from ..models import ATModel, ModelConfig, NATModel, build_model, teacher_forcing
 from ..proxies import (InputProxy, TargetProxy, encode_candidates, input_generator, proxies_from_settings,
@@ -151,7 +151,8 @@ class Trainer:
 
     def _setup_data(self, payload: dict[str, Any] | None) -> None:
         c = self.config
-        data = load_dataset(resolve_dataset_path(c.data), splits=(c.train_split, c.valid_split))
+        data_path = resolve_dataset_path(c.data)
+        data = load_dataset(data_path, splits=(c.train_split, c.valid_split))
         self.initial = None  # the --init-from checkpoint (a fresh run only)
         if payload is None and c.init_from:
             self.initial = load_checkpoint(c.init_from, nonfinite="error")
@@ -162,8 +163,12 @@ class Trainer:
             if c.tokenizer and tokenizer_files(TokenizerPair.load(c.tokenizer)) != self.initial["tokenizer"]:
                 raise ValueError(f"--tokenizer {c.tokenizer} differs from the tokenizer of --init-from "
                                  f"{self.initial['path']}; drop --tokenizer (fine-tuning uses the checkpoint's)")
+            check_dataset_tokenizers(data_path, self.tokenizers, "--init-from", str(self.initial["path"]))
         elif c.tokenizer:
             self.tokenizers = TokenizerPair.load(c.tokenizer)
+            check_dataset_tokenizers(data_path, self.tokenizers, "--tokenizer", c.tokenizer)
+        elif (carried := dataset_tokenizers(data_path)) is not None:
+            self.tokenizers = carried  # the dataset is written for it (token-level Synthetic A/B)
         else:
             train = data[c.train_split]
             self.tokenizers = TokenizerPair.train(train.src, train.tgt, kind=c.tokenizer_kind,
