@@ -1,6 +1,6 @@
 """Time of a proxy-metrics pass (``mple estimate mple`` without decoding) against a plain loop.
 
-On the bundled valid split (1,200 sentences, 3 references each) with a ``tiny`` NAT (word
+On the bundled valid split (1,200 sentences, 4 references each) with a ``tiny`` NAT (word
 tokenizer, one training update: speed does not depend on the weights), for the raw target:
 
 * ours: :func:`mple_metrics.estimators.proxy_metrics` (L_NAT, L_target against the extra

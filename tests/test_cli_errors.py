@@ -155,6 +155,32 @@ BAD_ARGUMENTS = [
                                         "--out", "{new}"], r"--concentration"),
     ("data-known-c-kmodes-k-1", ["data", "known-c", "--kind", "kmodes", "--k", "1", "--n-train", "10",
                                  "--n-valid", "2", "--n-test", "2", "--out", "{new}"], r"k >= 2"),
+    # mple data controlled
+    ("data-controlled-kind-bogus", ["data", "controlled", "--kind", "bogus", "--out", "{new}"], r"--kind"),
+    ("data-controlled-out-file", ["data", "controlled", "--kind", "none", "--out", "{file}"],
+     r"--out.*not a directory"),
+    ("data-controlled-train-0", ["data", "controlled", "--kind", "none", "--train", "0", "--out", "{new}"],
+     r"--train"),
+    ("data-controlled-refs-negative", ["data", "controlled", "--kind", "none", "--refs", "-1", "--out", "{new}"],
+     r"--refs"),
+    ("data-controlled-huge-seed", ["data", "controlled", "--kind", "none", "--seed", HUGE_SEED, "--out", "{new}"],
+     r"--seed"),
+    ("data-controlled-registers-1", ["data", "controlled", "--kind", "phrasing", "--registers", "1", "--out",
+                                     "{new}"], r"--registers must be >= 2"),
+    ("data-controlled-shared-fraction-1", ["data", "controlled", "--kind", "mixed", "--shared-fraction", "1",
+                                           "--out", "{new}"], r"--shared-fraction must be in \[0, 1\)"),
+    ("data-controlled-insert-prob-0", ["data", "controlled", "--kind", "insertion", "--insert-prob", "0",
+                                       "--out", "{new}"], r"--insert-prob must be in \(0, 1\]"),
+    ("data-controlled-swap-prob-1", ["data", "controlled", "--kind", "reordering", "--swap-prob", "1",
+                                     "--out", "{new}"], r"--swap-prob must be in \(0, 1\)"),
+    ("data-controlled-swap-prob-nan", ["data", "controlled", "--kind", "reordering", "--swap-prob", "nan",
+                                       "--out", "{new}"], r"--swap-prob"),
+    ("data-controlled-clauses-inverted", ["data", "controlled", "--kind", "none", "--min-clause-words", "5",
+                                          "--max-clause-words", "3", "--out", "{new}"],
+     r"--min-clause-words \(5\).*--max-clause-words \(3\)"),
+    ("data-controlled-too-many-targets", ["data", "controlled", "--kind", "mixed", "--registers", "5000",
+                                          "--max-clause-words", "20", "--out", "{new}"],
+     r"--max-clause-words or --registers"),
     ("data-no-action", ["data"], r"ACTION"),
     # mple demo
     ("demo-budget-negative", ["demo", "--out", "{new}", "--budget-minutes", "-1"], r"--budget-minutes"),
@@ -438,7 +464,7 @@ def test_bad_argument_exits_2_with_one_line_naming_it(files, capsys, argv, patte
 def test_every_subcommand_is_in_the_table():
     commands = {sub.prog.removeprefix("mple ") for sub in cli._subparsers(cli.build_parser())
                 if sub.get_default("run") is not None}
-    assert commands == {"bleu", "data info", "data synth", "data known-c", "demo", "train", "translate",
+    assert commands == {"bleu", "data info", "data synth", "data known-c", "data controlled", "demo", "train", "translate",
                         "distill", "evaluate", "estimate tc", "estimate mple", "estimate correlate",
                         "proxies tune-gamma", "landscape", "landscape plot"}
     assert commands <= {" ".join(argv[:2]) if argv[0] in ("data", "estimate", "proxies") or argv[1] == "plot"

@@ -219,3 +219,24 @@ def test_the_report_of_a_real_mode_states_each_verdict_with_its_numbers(smoke):
     for finding in report["findings"].values():
         assert finding["verdict"] in (REPRODUCED, NOT_REPRODUCED, UNDECIDED)
         assert f"**{finding['verdict']}** ({finding['basis']})" in markdown
+
+
+def test_table1_commands_reproduce_the_demo_estimates(smoke, monkeypatch, capsys):
+    """Each Table 1 command line of the report, run in the work directory, finds the demo's finished
+    training and writes the same Ĉ: the printed recipe is the computation, tokenizer options included
+    (a dataset that carries its tokenizer takes none)."""
+    import shlex
+
+    out, _ = smoke
+    markdown = (out / "report.md").read_text()
+    lines = [line for line in markdown.splitlines() if line.startswith("mple estimate tc ")]
+    assert len(lines) == 3
+    monkeypatch.chdir(out)
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        tc_path = out / argv[argv.index("--out") + 1] / "tc.json"
+        before = json.loads(tc_path.read_text())["c_bits_per_token"]
+        carries = (out / argv[argv.index("--data") + 1] / "tokenizer").is_dir()
+        assert ("--tokenizer-kind" in argv) != carries, line
+        assert main([*argv, "--quiet"]) == 0, capsys.readouterr().err
+        assert json.loads(tc_path.read_text())["c_bits_per_token"] == before

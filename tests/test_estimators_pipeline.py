@@ -5,13 +5,11 @@ outputs, reuse, resume), and the given-models and given-scores forms."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sacrebleu
-import torch
 
 from mple_metrics.cli import main
 from mple_metrics.data import EncodedSplit, load_dataset, write_known_c

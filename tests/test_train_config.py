@@ -197,3 +197,21 @@ def test_output_paths_are_checked_by_writing_there_and_leave_nothing_behind(tmp_
         (tmp_path / "file").write_text("x")
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             make(path)
+
+
+def test_resume_differences_compare_paths_by_location(tmp_path, monkeypatch):
+    """A run started with absolute paths resumes from a relative spelling of the same places; a
+    tokenizer's kind and size only count when neither run loads a tokenizer directory."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "tok").mkdir()
+    monkeypatch.chdir(tmp_path)
+    saved = TrainConfig(data=str(tmp_path / "data"), tokenizer=str(tmp_path / "tok"), vocab_size=400,
+                        model="nat", target="kd", kd=[str(tmp_path / "data")])
+    assert TrainConfig(data="data", tokenizer="tok", vocab_size=8000, model="nat", target="kd",
+                       kd=["./data"]).resume_differences(saved) == []
+    assert TrainConfig(data="bundled").resume_differences(TrainConfig(data="bundled")) == []
+    moved = TrainConfig(data="elsewhere", tokenizer="tok", vocab_size=400, model="nat", target="kd",
+                        kd=["data"]).resume_differences(saved)
+    assert len(moved) == 1 and moved[0].startswith("data:")
+    learnt = TrainConfig(data="data", vocab_size=8000).resume_differences(TrainConfig(data="data", vocab_size=400))
+    assert len(learnt) == 1 and learnt[0].startswith("vocab_size:")

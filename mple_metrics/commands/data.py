@@ -4,6 +4,8 @@
                                            corpus BLEU among the references
   mple data synth {a,b} --from DIR --out DIR2      Synthetic A/B (paper Appendix B, model tokens)
   mple data known-c --kind kmodes --k 2 --m 8 --out DIR    dataset with exactly known C + truth.json
+  mple data controlled --kind phrasing --out DIR           generated translation task with exact C
+                                                           (truth.json) and its word tokenizer
 
 DIR is a dataset directory (see docs/data.md) or ``bundled`` for the corpus shipped with the
 package (the default for ``info`` and ``synth --from``).
@@ -18,12 +20,13 @@ import sys
 from pathlib import Path
 
 from ..atomic_write import atomic_write_text
-from ..data import (BUNDLED_NAME, KNOWN_C_KINDS, SYNTHETIC_KINDS, SYNTHETIC_LEVELS, TokenizerPair,
+from ..data import (BUNDLED_NAME, CONTROLLED_KINDS, KNOWN_C_KINDS, SYNTHETIC_KINDS, SYNTHETIC_LEVELS, TokenizerPair,
                     dataset_tokenizers, load_dataset, load_tokenizer, make_synthetic, resolve_dataset_path,
                     write_known_c)
+from ..data.controlled import ControlledTask, write_controlled
 from ..data.reference_agreement import NEAR_COPY_BLEU, format_matrix, near_copy_pairs, reference_matrix
-from .argument_types import (non_negative_float, output_dir, output_file, positive_float, positive_int,
-                             probability, seed)
+from .argument_types import (non_negative_float, non_negative_int, output_dir, output_file, positive_float,
+                             positive_int, probability, seed)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,6 +84,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     known.add_argument("--seed", type=seed, default=0)
     known.add_argument("--out", type=output_dir, required=True, help="output dataset directory")
     known.set_defaults(run=run_known_c)
+
+    controlled = sub.add_parser("controlled", help="generated translation task whose C is computed exactly")
+    controlled.add_argument("--kind", choices=CONTROLLED_KINDS, required=True,
+                            help="none (deterministic, C = 0), phrasing (K registers per sentence), insertion "
+                                 "(optional particle that shifts the rest), reordering (clause order), mixed")
+    controlled.add_argument("--out", type=output_dir, required=True, help="output dataset directory")
+    controlled.add_argument("--seed", type=seed, default=0)
+    controlled.add_argument("--train", type=positive_int, default=4000, help="training pairs (default 4000)")
+    controlled.add_argument("--valid", type=positive_int, default=500, help="validation pairs (default 500)")
+    controlled.add_argument("--test", type=positive_int, default=500, help="test pairs (default 500)")
+    controlled.add_argument("--refs", type=non_negative_int, default=3,
+                            help="extra references per valid/test sentence, drawn independently (default 3)")
+    controlled.add_argument("--source-words", type=positive_int, default=30,
+                            help="content words of the source language (default 30)")
+    controlled.add_argument("--min-clause-words", type=positive_int, default=2,
+                            help="shortest clause (default 2; a source is two clauses and a conjunction)")
+    controlled.add_argument("--max-clause-words", type=positive_int, default=7, help="longest clause (default 7)")
+    for option, kinds, default, what in _CONTROLLED_KIND_OPTIONS:
+        controlled.add_argument(option, type=_CONTROLLED_OPTION_TYPES[option], default=None,
+                                help=f"{what} (kinds {', '.join(kinds)}; default {default:g})")
+    controlled.set_defaults(run=run_controlled)
+
+
+#: Options that only some kinds use: (option, kinds, default, help).
+_CONTROLLED_KIND_OPTIONS = (
+    ("--registers", ("phrasing", "mixed"), 2, "registers (alternative phrasings) K"),
+    ("--shared-fraction", ("phrasing", "mixed"), 0.2, "fraction of content words translated alike in "
+                                                     "every register, in [0, 1)"),
+    ("--insert-prob", ("insertion", "mixed"), 0.5, "probability of inserting the particle, in (0, 1]"),
+    ("--swap-prob", ("reordering", "mixed"), 0.5, "probability of the swapped clause order, in (0, 1)"),
+)
+_CONTROLLED_OPTION_TYPES = {"--registers": positive_int, "--shared-fraction": probability,
+                            "--insert-prob": probability, "--swap-prob": probability}
 
 
 def _bleu_threshold(text: str) -> float:
@@ -275,4 +311,30 @@ def run_known_c(args: argparse.Namespace) -> int:
     if truth["closed_form_bits_per_sentence"] is not None:
         print(f"closed form: {truth['closed_form_bits_per_sentence']:.6f} bits/sentence")
     print(f"wrote {args.out} and {args.out / 'truth.json'}", file=sys.stderr)
+    return 0
+
+
+def run_controlled(args: argparse.Namespace) -> int:
+    warnings = []
+    values = {}
+    for option, kinds, default, _ in _CONTROLLED_KIND_OPTIONS:
+        given = getattr(args, option[2:].replace("-", "_"))
+        if given is not None and args.kind not in kinds:
+            warnings.append(f"{option} {given:g} is not used by --kind {args.kind} (only by {', '.join(kinds)})")
+        values[option[2:].replace("-", "_")] = default if given is None else given
+    task = ControlledTask(args.kind, n_source_words=args.source_words, registers=values["registers"],
+                          shared_fraction=values["shared_fraction"], insert_prob=values["insert_prob"],
+                          swap_prob=values["swap_prob"], min_clause=args.min_clause_words,
+                          max_clause=args.max_clause_words, seed=args.seed)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    truth = write_controlled(args.out, task, n_train=args.train, n_valid=args.valid, n_test=args.test,
+                             n_refs=args.refs, warnings=warnings)
+    print(f"kind {truth['kind']}: exact C (length terms included), bits; per token = per expected target word")
+    print(f"{'split':<8}{'sentences':>10}{'C bits/token':>14}{'C bits/sentence':>17}{'targets/source':>16}")
+    for name, row in truth["splits"].items():
+        print(f"{name:<8}{row['sentences']:>10,}{row['c_true_bits_per_token']:>14.6f}"
+              f"{row['c_true_bits_per_sentence']:>17.6f}{row['targets_per_source_mean']:>16.2f}")
+    print(f"wrote {args.out}, its word tokenizer {args.out / 'tokenizer'} and {args.out / 'truth.json'}",
+          file=sys.stderr)
     return 0

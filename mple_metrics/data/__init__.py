@@ -1,5 +1,5 @@
-"""Data: the dataset directory format, the bundled corpus, tokenizers, synthetic and known-C
-datasets, and batching.  See docs/data.md.
+"""Data: the dataset directory format, the bundled corpus, tokenizers, synthetic, known-C and
+controlled-benchmark datasets, and batching.  See docs/data.md.
 
 Main entry points::
 
@@ -14,10 +14,12 @@ from __future__ import annotations
 from .batching import (Batch, BatchIterator, EncodedSplit, collate, pad_sequences, shard,
                        token_budget_batches)
 from .bundled import BUNDLED_NAME, bundled_corpus, load_bundled, resolve_dataset_path
+from .controlled import (CONTROLLED_KINDS, ControlledTask, SourceTruth, source_truth, split_truth,
+                         write_controlled)
 from .dataset import (SPLIT_NAMES, Dataset, Split, load_dataset, read_lines, read_tsv, split_lines,
                       write_dataset, write_split)
 from .dataset_tokenizer import (DATASET_TOKENIZER_DIR, check_dataset_tokenizers, dataset_tokenizers,
-                                same_tokenizers, save_dataset_tokenizers)
+                                same_tokenizers, save_dataset_tokenizers, save_tokenizers_whole)
 from .kd_candidates import (CANDIDATES_FILE, is_candidate_dir, kd_dataset_dirs,
                             read_candidates_manifest, write_candidates_manifest)
 from .known_c import (KNOWN_C_KINDS, PositionMixture, TotalCorrelation, kmodes_closed_form_bits,
@@ -32,10 +34,11 @@ __all__ = [
     "Batch", "BatchIterator", "EncodedSplit", "collate", "pad_sequences", "shard",
     "token_budget_batches",
     "BUNDLED_NAME", "bundled_corpus", "load_bundled", "resolve_dataset_path",
+    "CONTROLLED_KINDS", "ControlledTask", "SourceTruth", "source_truth", "split_truth", "write_controlled",
     "SPLIT_NAMES", "Dataset", "Split", "load_dataset", "read_lines", "read_tsv", "split_lines",
     "write_dataset", "write_split",
     "DATASET_TOKENIZER_DIR", "check_dataset_tokenizers", "dataset_tokenizers", "same_tokenizers",
-    "save_dataset_tokenizers",
+    "save_dataset_tokenizers", "save_tokenizers_whole",
     "CANDIDATES_FILE", "is_candidate_dir", "kd_dataset_dirs", "read_candidates_manifest",
     "write_candidates_manifest",
     "KNOWN_C_KINDS", "PositionMixture", "TotalCorrelation", "kmodes_closed_form_bits",

@@ -37,10 +37,16 @@ def save_dataset_tokenizers(path: str | os.PathLike, tokenizers: TokenizerPair |
     target = path / DATASET_TOKENIZER_DIR
     if target.is_dir():
         shutil.rmtree(target)
-    if tokenizers is None:
-        return
-    path.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=path))
+    if tokenizers is not None:
+        save_tokenizers_whole(tokenizers, target)
+
+
+def save_tokenizers_whole(tokenizers: TokenizerPair, target: str | os.PathLike) -> None:
+    """Save ``tokenizers`` as the folder ``target`` (which must not exist yet), written to a
+    temporary folder beside it and renamed, so a kill never leaves half of it."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))
     try:
         tokenizers.save(scratch)
         os.replace(scratch, target)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_write import atomic_write_text
+from ..data import dataset_tokenizers
 from ..estimators.total_correlation import json_ready
 from . import recipes, report, steps
 from .corpus import DATASETS, prepare_corpora
@@ -26,7 +27,9 @@ def _commands(ws: Workspace, done: dict[str, dict[str, Any]]) -> list[str]:
     lines = ["# data: the demo's sample (mple_metrics.demo.corpus) and its Synthetic A/B versions"]
     if "table1" in done:
         lines.append("# Table 1")
-        lines += [recipes.tc_command(plan, rel(steps.datasets(ws)[n]), f"table1/{n}") for n in DATASETS]
+        lines += [recipes.tc_command(plan, rel(steps.datasets(ws)[n]), f"table1/{n}",
+                                     carries_tokenizer=dataset_tokenizers(steps.datasets(ws)[n]) is not None)
+                  for n in DATASETS]
     if "kd" in done:
         lines += ["# KD", recipes.distill_command(plan, [rel(steps.teacher(ws))], data, rel(steps.kd_dir(ws)))]
     if "table2" in done:

@@ -60,9 +60,13 @@ def train_command(config: TrainConfig, root: Path) -> str:
     return _join(words)
 
 
-def tc_command(plan: DemoPlan, data: str, out: str) -> str:
-    words = ["mple", "estimate", "tc", "--data", data, "--out", out, "--split", "test", "--tokenizer-kind",
-             plan.tokenizer_kind, "--vocab-size", str(plan.vocab_size), "--size", plan.size, "--max-tokens", str(plan.max_tokens), "--lr", f"{plan.lr:g}", "--max-epochs",
+def tc_command(plan: DemoPlan, data: str, out: str, carries_tokenizer: bool = False) -> str:
+    """``mple estimate tc`` on ``data``; a dataset that carries its tokenizer (token-level Synthetic
+    A/B) takes no tokenizer options (the command refuses them)."""
+    tokenizer = [] if carries_tokenizer else ["--tokenizer-kind", plan.tokenizer_kind, "--vocab-size",
+                                              str(plan.vocab_size)]
+    words = ["mple", "estimate", "tc", "--data", data, "--out", out, "--split", "test", *tokenizer,
+             "--size", plan.size, "--max-tokens", str(plan.max_tokens), "--lr", f"{plan.lr:g}", "--max-epochs",
              str(plan.max_epochs), "--patience", str(plan.patience), "--at-beam", str(plan.at_beam),
              "--resamples", str(plan.n_resamples)]
     if plan.max_steps:

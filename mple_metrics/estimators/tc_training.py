@@ -30,15 +30,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..data import (BatchIterator, EncodedSplit, TokenizerPair, dataset_tokenizers, load_dataset,
-                    resolve_dataset_path)
+                    resolve_dataset_path, save_tokenizers_whole)
 from ..train import TrainConfig, train
 from .scoring import check_length_terms
 
@@ -131,14 +128,7 @@ def shared_tokenizer(settings: TCTrainingSettings) -> TokenizerPair:
         train_split = load_dataset(resolve_dataset_path(settings.data), splits=("train",)).train
         tokenizers = TokenizerPair.train(train_split.src, train_split.tgt, kind=settings.tokenizer_kind,
                                          vocab_size=settings.vocab_size)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=target.parent))
-    try:
-        tokenizers.save(scratch)
-        os.replace(scratch, target)
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch)
+    save_tokenizers_whole(tokenizers, target)
     return TokenizerPair.load(target)
 
 

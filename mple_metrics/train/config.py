@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_write import atomic_write_text
-from ..data import TOKENIZER_KINDS
+from ..data import TOKENIZER_KINDS, resolve_dataset_path
 from ..models.config import MODEL_KINDS, NAT_INPUT_KINDS, PRESETS, ModelConfig, dataclass_from_dict
 from ..proxies import (CMLM_COUNTS, INPUT_NAMES, TARGET_NAMES, TARGETS_WITH_INPUTS, TRUNCATE_BASES,
                        check_target_options)
@@ -294,7 +294,27 @@ class TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def resume_differences(self, saved: TrainConfig) -> list[str]:
-        """Settings that differ from the ``saved`` run's and may not change on ``--resume``."""
+        """Settings that differ from the ``saved`` run's and may not change on ``--resume``.  Paths
+        compare by the location they name (a relative ``data/x`` and its absolute form are one);
+        ``tokenizer_kind`` and ``vocab_size`` do not count where both runs load a ``tokenizer`` (they
+        only shape a tokenizer learnt afresh)."""
+        unused = {"tokenizer_kind", "vocab_size"} if self.tokenizer and saved.tokenizer else set()
         return [f"{f.name}: run has {getattr(saved, f.name)!r}, now {getattr(self, f.name)!r}"
-                for f in fields(self) if f.name not in RESUMABLE_OVERRIDES
-                and getattr(self, f.name) != getattr(saved, f.name)]
+                for f in fields(self) if f.name not in RESUMABLE_OVERRIDES | unused
+                and _location(f.name, getattr(self, f.name)) != _location(f.name, getattr(saved, f.name))]
+
+
+#: TrainConfig fields that name files or directories.
+PATH_FIELDS: frozenset[str] = frozenset({"data", "tokenizer", "init_from", "kd"})
+
+
+def _location(name: str, value: Any) -> Any:
+    """``value`` of field ``name`` as the location it names (paths resolved; ``bundled`` is the
+    bundled corpus' directory), else as it is."""
+    if name not in PATH_FIELDS or value is None:
+        return value
+    if isinstance(value, list):
+        return [_location(name, item) for item in value]
+    path = resolve_dataset_path(value) if name == "data" else Path(value)
+    return str(path.resolve())
+
