@@ -173,6 +173,8 @@ BAD_ARGUMENTS = [
                                        "--out", "{new}"], r"--insert-prob must be in \(0, 1\]"),
     ("data-controlled-swap-prob-1", ["data", "controlled", "--kind", "reordering", "--swap-prob", "1",
                                      "--out", "{new}"], r"--swap-prob must be in \(0, 1\)"),
+    ("data-controlled-modifier-fraction-0", ["data", "controlled", "--kind", "reordering", "--modifier-fraction",
+                                            "0", "--out", "{new}"], r"--modifier-fraction 0.0 .*0 modifiers"),
     ("data-controlled-swap-prob-nan", ["data", "controlled", "--kind", "reordering", "--swap-prob", "nan",
                                        "--out", "{new}"], r"--swap-prob"),
     ("data-controlled-clauses-inverted", ["data", "controlled", "--kind", "none", "--min-clause-words", "5",

@@ -8,6 +8,7 @@ import collections
 import itertools
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -31,10 +32,19 @@ def brute_force_targets(task: ControlledTask, clauses) -> dict[tuple[str, ...], 
     reorders = task.kind in ("reordering", "mixed")
     inserts = task.kind in ("insertion", "mixed")
     out: dict[tuple[str, ...], float] = collections.defaultdict(float)
+
+    def after(clause):  # modifier-noun -> noun-modifier, scanning pairs left to right with a regex
+        tags = "".join("m" if a in task.modifiers else "n" for a in clause)
+        order = []
+        for match in re.finditer(r"mn|.", tags):
+            start = match.start()
+            order += [start + 1, start] if match.group() == "mn" else [start]
+        return [clause[i] for i in order]
+
     for k in range(k_count):
         word = {a: f"t{a}v{0 if a in task.shared_words else k}" for a in first + second}
         for swapped in ((False, True) if reorders else (False,)):
-            a, b = (second, first) if swapped else (first, second)
+            a, b = (after(first), after(second)) if swapped else (first, second)
             base = [word[x] for x in a] + ["tand"] + [word[x] for x in b]
             p_order = (task.swap_prob if swapped else 1 - task.swap_prob) if reorders else 1.0
             variants = [(tuple(base), 1 - task.insert_prob if inserts else 1.0)]
@@ -84,8 +94,9 @@ def all_sources(task: ControlledTask):
 @pytest.mark.parametrize("kind", CONTROLLED_KINDS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_exact_c_matches_brute_force(kind, seed):
-    task = ControlledTask(kind, n_source_words=3, min_clause=1, max_clause=2, registers=3,
-                          shared_fraction=0.34, insert_prob=0.3, swap_prob=0.4, seed=seed)
+    task = ControlledTask(kind, n_source_words=3, min_clause=1, max_clause=3, registers=3,
+                          shared_fraction=0.34, insert_prob=0.3, swap_prob=0.4, modifier_fraction=0.34,
+                          seed=seed)
     for clauses in all_sources(task):  # every source, repeated words and equal clauses included
         distribution = task.target_distribution(clauses)
         expected = brute_force_targets(task, clauses)
@@ -158,10 +169,25 @@ def test_prefix_probability_of_the_exclude_convention():
     assert truth.c_include == pytest.approx(0.0, abs=1e-15)
 
 
-def test_reordering_of_equal_clauses_is_one_target():
-    task = ControlledTask("reordering", **SMALL)
-    distribution = task.target_distribution(((1, 2), (1, 2)))
-    assert len(distribution) == 1 and source_truth(distribution).c_include == 0.0
+@pytest.mark.parametrize("r", [0.3, 0.5])
+def test_reordering_closed_form(r):
+    """m modifier-noun phrases: two targets (probabilities r, 1 - r) that differ at the 2m words of
+    the phrases, so C = 2m h(r) - h(r); a source without a phrase has one target and C = 0."""
+    task = ControlledTask("reordering", n_source_words=8, swap_prob=r, seed=3)
+    modifiers = sorted(task.modifiers)
+    nouns = sorted(set(range(8)) - task.modifiers)
+    mod, noun = modifiers[0], nouns[0]
+    h_r = -(r * math.log2(r) + (1 - r) * math.log2(1 - r))
+    cases = {0: ((noun, mod), (noun, noun)),  # 'noun mod' is not a phrase
+             1: ((mod, noun), (noun,)),
+             2: ((mod, mod, noun, noun), (mod, noun)),  # only the modifier next to the noun moves
+             3: ((mod, noun, mod, noun), (mod, noun, mod))}
+    for m, clauses in cases.items():
+        distribution = task.target_distribution(clauses)
+        assert len(distribution) == (2 if m else 1)
+        assert source_truth(distribution).c_include == pytest.approx(max(2 * m - 1, 0) * h_r, abs=1e-12)
+    swapped = task.realise(cases[2], 0, True, None)
+    assert swapped == tuple(f"t{a}v0" for a in (mod, noun, mod, noun)) + ("tand",) + (f"t{noun}v0", f"t{mod}v0")
 
 
 # -- sampling follows the enumerated distribution -------------------------------------------------
@@ -169,8 +195,10 @@ def test_reordering_of_equal_clauses_is_one_target():
 @pytest.mark.parametrize("kind", ["phrasing", "insertion", "reordering", "mixed"])
 def test_sampled_targets_follow_the_enumerated_distribution(kind):
     task = ControlledTask(kind, n_source_words=6, registers=3, shared_fraction=0.0, insert_prob=0.4,
-                          swap_prob=0.3)
-    clauses = ((0, 1, 2), (3, 4))
+                          swap_prob=0.3, seed=1)
+    modifier = min(task.modifiers, default=0)
+    noun = min(set(range(6)) - task.modifiers)
+    clauses = ((modifier, noun, 2), (modifier, noun))
     distribution = task.target_distribution(clauses)
     rng = np.random.default_rng(11)
     n = 20000
@@ -186,7 +214,7 @@ def test_sampled_targets_follow_the_enumerated_distribution(kind):
 def test_references_are_independent_samples():
     """An extra reference equals the target with probability sum_y P(y|X)^2 (independent draws),
     not 1 (a copy) nor 0 (forced to differ)."""
-    task = ControlledTask("reordering", n_source_words=30, swap_prob=0.5)
+    task = ControlledTask("reordering", n_source_words=30, swap_prob=0.5)  # 1.9 targets per source
     rng = np.random.default_rng(5)
     from mple_metrics.data.controlled import make_split
 
@@ -218,6 +246,7 @@ def test_cli_writes_a_dataset_whose_truth_matches_its_files(tmp_path, capsys):
     truth = json.loads((out / "truth.json").read_text())
     task = ControlledTask("mixed", max_clause=4, seed=4)
     assert truth["parameters"]["shared_words"] == [f"s{a}" for a in sorted(task.shared_words)]
+    assert truth["parameters"]["modifiers"] == [f"s{a}" for a in sorted(task.modifiers)]
     pair = dataset_tokenizers(out)
     assert pair is not None and pair.tgt.kind == "word"
     for name in ("train", "valid", "test"):

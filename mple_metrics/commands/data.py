@@ -88,7 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     controlled = sub.add_parser("controlled", help="generated translation task whose C is computed exactly")
     controlled.add_argument("--kind", choices=CONTROLLED_KINDS, required=True,
                             help="none (deterministic, C = 0), phrasing (K registers per sentence), insertion "
-                                 "(optional particle that shifts the rest), reordering (clause order), mixed")
+                                 "(optional particle that shifts the rest), reordering (modifier before or "
+                                 "after the noun, per sentence), mixed")
     controlled.add_argument("--out", type=output_dir, required=True, help="output dataset directory")
     controlled.add_argument("--seed", type=seed, default=0)
     controlled.add_argument("--train", type=positive_int, default=4000, help="training pairs (default 4000)")
@@ -113,10 +114,13 @@ _CONTROLLED_KIND_OPTIONS = (
     ("--shared-fraction", ("phrasing", "mixed"), 0.2, "fraction of content words translated alike in "
                                                      "every register, in [0, 1)"),
     ("--insert-prob", ("insertion", "mixed"), 0.5, "probability of inserting the particle, in (0, 1]"),
-    ("--swap-prob", ("reordering", "mixed"), 0.5, "probability of the swapped clause order, in (0, 1)"),
+    ("--swap-prob", ("reordering", "mixed"), 0.5, "probability of placing every modifier after its noun "
+                                                 "(sentence-level), in (0, 1)"),
+    ("--modifier-fraction", ("reordering", "mixed"), 0.5, "fraction of content words that are modifiers"),
 )
 _CONTROLLED_OPTION_TYPES = {"--registers": positive_int, "--shared-fraction": probability,
-                            "--insert-prob": probability, "--swap-prob": probability}
+                            "--insert-prob": probability, "--swap-prob": probability,
+                            "--modifier-fraction": probability}
 
 
 def _bleu_threshold(text: str) -> float:
@@ -324,7 +328,8 @@ def run_controlled(args: argparse.Namespace) -> int:
         values[option[2:].replace("-", "_")] = default if given is None else given
     task = ControlledTask(args.kind, n_source_words=args.source_words, registers=values["registers"],
                           shared_fraction=values["shared_fraction"], insert_prob=values["insert_prob"],
-                          swap_prob=values["swap_prob"], min_clause=args.min_clause_words,
+                          swap_prob=values["swap_prob"], modifier_fraction=values["modifier_fraction"],
+                          min_clause=args.min_clause_words,
                           max_clause=args.max_clause_words, seed=args.seed)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
