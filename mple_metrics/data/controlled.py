@@ -6,10 +6,10 @@ The source is two clauses joined by a conjunction, ``s<a_1> .. s<a_p> sand s<b_1
 with content words drawn uniformly from ``n_source_words`` words and clause lengths uniform in
 ``[min_clause, max_clause]`` (5-15 words with the defaults).  In the kinds that reorder, a fraction
 ``modifier_fraction`` of the content words (drawn with ``seed``) are modifiers (adjectives), the
-others nouns; a modifier directly followed by a noun in the same clause is a modifier-noun phrase.  A bilingual dictionary translates
-word by word: content word ``s<a>`` becomes ``t<a>v<k>`` (:func:`.known_c.target_word`) in
-register ``k``, and ``sand`` becomes ``tand``.  Source and target share no word, so a model has to
-learn the dictionary; it cannot copy.
+others nouns; a modifier directly followed by a noun in the same clause is a modifier-noun phrase.
+A bilingual dictionary translates word by word: content word ``s<a>`` becomes ``t<a>v<k>``
+(:func:`.known_c.target_word`) in register ``k``, and ``sand`` becomes ``tand``.  Source and target
+share no word, so a model has to learn the dictionary; it cannot copy.
 
 On the target side, each kind adds one form of multimodality, the one a proxy addresses:
 
