@@ -17,6 +17,7 @@ from mple_metrics.estimators.scoring import ModelScorer, score_encoded
 from mple_metrics.estimators.tc_training import (CONVERGENCE_WINDOW, TCTrainingSettings, convergence,
                                                  derive_schedule, shared_tokenizer)
 from mple_metrics.models import score_targets
+from mple_metrics.train import derive_schedule as derive_train_schedule
 from mple_metrics.train import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -208,6 +209,10 @@ def test_schedule_fits_the_data(known_c, tmp_path):
     assert schedule.planned_updates == schedule.updates_per_epoch * 10
     assert schedule.warmup_steps == max(1, schedule.planned_updates // 10)
     assert schedule.lr == 2e-3 and schedule.label_smoothing == 0.0
+    assert schedule.min_updates == 2 * schedule.warmup_steps  # no early stop before two warmups
+    # One derivation: the trainer's (``mple train --schedule auto``), here with plain MLE.
+    encoded = EncodedSplit.encode(load_dataset(data, splits=("train",)).train, shared_tokenizer(settings))
+    assert schedule == derive_train_schedule(encoded, "tiny", max_epochs=10, patience=settings.patience)
 
 
 def test_several_seeds_pool_per_sentence_and_report_their_spread(known_c, tmp_path):

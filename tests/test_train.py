@@ -3,6 +3,7 @@ exact resume (in process and after SIGKILL), and validation outputs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -115,8 +116,11 @@ def test_training_writes_checkpoints_logs_and_averages(data_dir, tmp_path):
     for key, value in _params(run / "average.pt").items():
         torch.testing.assert_close(value, mean[key])
     assert not list(run.glob(".*.tmp")), "temporary checkpoint files left behind"
-    # The saved config is the one used.
-    assert TrainConfig.load_json(run / "config.json") == tiny_config(data_dir, run)
+    # The saved config is the one used: as given, with the schedule values it left open (here the
+    # first update early stopping may stop at) filled in and recorded.
+    saved = TrainConfig.load_json(run / "config.json")
+    assert saved.min_updates == 2 * saved.warmup_steps and saved.schedule_derivation["derived"] == {"min_updates": 8}
+    assert dataclasses.replace(saved, min_updates=None, schedule_derivation=None) == tiny_config(data_dir, run)
     with pytest.raises(ValueError, match="already holds a run"):
         Trainer(tiny_config(data_dir, run))
 

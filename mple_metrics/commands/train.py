@@ -1,6 +1,8 @@
 """``mple train``: train an AT or NAT model on a dataset directory.
 
   mple train --data bundled --model at --size tiny --out runs/at-tiny --max-epochs 5
+  mple train --data DIR --model at --out RUN --lr 1e-3      (the rest of the schedule still derived)
+  mple train --data DIR --model at --out RUN --schedule fixed   (lr 5e-4, warmup 1000, 4096 tokens)
   torchrun --nproc_per_node 2 -m mple_metrics.cli train --data DIR --model nat --out RUN   (DDP)
   mple train --out runs/at-tiny --resume ...same settings...   (continue a killed run exactly)
   mple train --model nat --target kd --kd data/kd-tiny --out runs/nat-kd          (proxy targets:
@@ -20,7 +22,7 @@ from dataclasses import fields
 from typing import Any
 
 from ..proxies import CMLM_COUNTS, INPUT_NAMES, TARGET_NAMES, TRUNCATE_BASES
-from ..train import LR_SCHEDULES, SELECT_METRICS, TrainConfig
+from ..train import LR_SCHEDULES, SCHEDULE_MODES, SELECT_METRICS, TrainConfig
 from . import argument_types
 
 _DEFAULTS = TrainConfig()
@@ -61,9 +63,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                      "(e.g. another run's RUN/tokenizer)")
     p.add_argument("--tokenizer-kind", choices=("spm", "word"), default=d.tokenizer_kind)
     p.add_argument("--vocab-size", type=int, default=d.vocab_size)
-    for name, kind in (("max_steps", int), ("max_epochs", int), ("max_tokens", int),
-                       ("max_sentences", int), ("update_freq", int), ("lr", float),
-                       ("warmup_steps", int), ("weight_decay", float), ("label_smoothing", float),
+    p.add_argument("--schedule", choices=SCHEDULE_MODES, default=d.schedule,
+                   help="auto (default): derive --lr, --warmup-steps, --max-tokens and --min-updates from the "
+                        "training data (about 150 updates an epoch, warmup 10%% of the planned updates, the "
+                        "size's learning rate, no early stop before 2 warmups); fixed: lr 5e-4, warmup 1000, "
+                        "4096 tokens, no minimum (a recipe for large data). Options given explicitly win; "
+                        "config.json records what was derived and why")
+    for name, kind in (("lr", float), ("warmup_steps", int), ("max_tokens", int), ("min_updates", int)):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None,
+                       help="(default: from --schedule)")
+    for name, kind in (("max_steps", int), ("max_epochs", int),
+                       ("max_sentences", int), ("update_freq", int),
+                       ("weight_decay", float), ("label_smoothing", float),
                        ("dropout", float), ("clip_norm", float), ("length_loss_weight", float),
                        ("valid_every_steps", int), ("valid_bleu_max_sentences", int),
                        ("valid_beam", int), ("patience", int), ("keep_best", int),
@@ -124,7 +135,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
               if f.name not in ("model_overrides", "betas", "adam_eps", "warmup_init_lr",
-                                "train_split", "valid_split") and hasattr(args, f.name)}
+                                "train_split", "valid_split", "schedule_derivation") and hasattr(args, f.name)}
     for name in ("init_from", "out"):  # paths from the argument types; the config stores strings
         if values.get(name) is not None:
             values[name] = str(values[name])

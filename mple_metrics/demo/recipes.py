@@ -17,7 +17,7 @@ from .plan import DemoPlan
 
 #: TrainConfig fields that are not options of ``mple train`` or do not change a result.
 _NOT_OPTIONS = {"model", "out", "data", "resume", "quiet", "model_overrides", "betas", "adam_eps", "warmup_init_lr",
-                "train_split", "valid_split"}
+                "train_split", "valid_split", "schedule_derivation"}
 
 
 def _relative(value: Any, root: Path) -> str:

@@ -6,11 +6,10 @@ model family, so both models are trained by plain maximum likelihood: no label s
 both NLLs and biases Ĉ), the same architecture, size and tokenizer, validation by NLL only (no
 decoding), early stopping on the validation split (never the evaluation split).
 
-The schedule is derived from the data and the budget, not fixed: a fixed warmup of 1,000 updates
-never ends on a small dataset (a known-C epoch is ~45 updates), so warmup is 10% of the planned
-updates (at most 1,000, at least 1), the token budget per batch is lowered (to at least 256) so
-that an epoch has about :data:`MIN_UPDATES_PER_EPOCH` updates, and the peak learning rate depends
-on the model size (:data:`DEFAULT_LR`).
+The schedule is derived from the data and the budget by the trainer's own derivation
+(:func:`mple_metrics.train.derive_schedule`, the default of ``mple train`` too): warmup 10% of the
+planned updates (1 to 1,000), a token budget per batch giving about 150 updates an epoch (256 to
+4,096), the peak learning rate of the model size, no early stop before two warmups.
 
 Convergence: after every validation round r (one per epoch), Ĉ_valid(r) is the difference of the
 two models' validation NLLs at their best checkpoints so far, per token, in the estimate's length
@@ -34,16 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data import (BatchIterator, EncodedSplit, TokenizerPair, dataset_tokenizers, load_dataset,
-                    resolve_dataset_path, save_tokenizers_whole)
-from ..train import TrainConfig, train
+from ..data import (EncodedSplit, TokenizerPair, dataset_tokenizers, load_dataset, resolve_dataset_path,
+                    save_tokenizers_whole)
+from ..train import Schedule, TrainConfig, train
+from ..train import derive_schedule as derive_train_schedule
 from .scoring import check_length_terms
 
-MIN_UPDATES_PER_EPOCH = 150
-#: Peak learning rate by model size: small Transformers train stably (and many times faster) at
-#: rates the base model would diverge at.
-DEFAULT_LR = {"tiny": 2e-3, "small": 1e-3, "base": 5e-4}
-MIN_MAX_TOKENS = 256
 CONVERGENCE_WINDOW = 3
 CONVERGENCE_RELATIVE = 0.02
 CONVERGENCE_ABSOLUTE_BITS = 0.01
@@ -55,7 +50,7 @@ PLATEAU_ABSOLUTE_BITS = 0.002
 class TCTrainingSettings:
     """What the two training runs share.  ``budget_steps`` > 0 caps the updates of each model
     (``max_epochs`` caps them too); ``max_tokens`` None derives the batch size from the data;
-    ``lr`` None takes :data:`DEFAULT_LR` of the size."""
+    ``lr`` None takes the size's peak learning rate (``mple_metrics.train.DEFAULT_LR``)."""
 
     data: str
     out: str
@@ -82,21 +77,6 @@ class TCTrainingSettings:
             raise ValueError(f"--budget-steps must be an integer >= 0, got {self.budget_steps!r}")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
             raise ValueError(f"--max-tokens must be an integer >= 1, got {self.max_tokens!r}")
-
-
-@dataclass
-class Schedule:
-    """The derived optimisation schedule, recorded in the output."""
-
-    max_tokens: int
-    updates_per_epoch: int
-    planned_updates: int
-    warmup_steps: int
-    max_epochs: int
-    max_steps: int
-    patience: int
-    lr: float
-    label_smoothing: float = 0.0
 
 
 @dataclass
@@ -143,29 +123,19 @@ def _existing_run_config(settings: TCTrainingSettings) -> TrainConfig | None:
 
 
 def derive_schedule(settings: TCTrainingSettings, tokenizers: TokenizerPair) -> Schedule:
-    """Batch size and warmup from the size of the training split and the budget (module docstring).
+    """The trainer's schedule derivation on the training split under the estimate's budget, with
+    plain MLE (label smoothing 0; module docstring).
 
     When the estimate's runs exist already, their batch size and warmup are kept, so that a rerun
     with a larger budget continues them instead of being refused as "other settings"."""
     train_split = load_dataset(resolve_dataset_path(settings.data), splits=("train",)).train
     encoded = EncodedSplit.encode(train_split, tokenizers)
-    padded_tokens = int(sum(max(s, t + 1) for s, t in zip(encoded.src_lengths(), encoded.tgt_lengths())))
-    max_tokens = settings.max_tokens
-    if max_tokens is None:
-        max_tokens = min(4096, max(MIN_MAX_TOKENS, padded_tokens // MIN_UPDATES_PER_EPOCH))
     existing = _existing_run_config(settings)
     keep = existing is not None and settings.max_tokens in (None, existing.max_tokens)
-    if keep:
-        max_tokens = existing.max_tokens
-    updates = len(BatchIterator(encoded, max_tokens=max_tokens, shuffle=True, seed=0))
-    planned = updates * settings.max_epochs
-    if settings.budget_steps:
-        planned = min(settings.budget_steps, planned)
-    warmup = existing.warmup_steps if keep else max(1, min(1000, planned // 10))
-    return Schedule(max_tokens=max_tokens, updates_per_epoch=updates, planned_updates=planned,
-                    warmup_steps=warmup, max_epochs=settings.max_epochs,
-                    max_steps=settings.budget_steps, patience=settings.patience,
-                    lr=settings.lr if settings.lr is not None else DEFAULT_LR[settings.size])
+    return derive_train_schedule(
+        encoded, settings.size, settings.max_epochs, settings.budget_steps, settings.patience, lr=settings.lr,
+        max_tokens=existing.max_tokens if keep else settings.max_tokens,
+        warmup_steps=existing.warmup_steps if keep else None, label_smoothing=0.0)
 
 
 def run_config(settings: TCTrainingSettings, schedule: Schedule, kind: str, seed: int) -> TrainConfig:
@@ -176,8 +146,8 @@ def run_config(settings: TCTrainingSettings, schedule: Schedule, kind: str, seed
         vocab_size=settings.vocab_size, dropout=settings.dropout, lr=schedule.lr,
         warmup_steps=schedule.warmup_steps, label_smoothing=schedule.label_smoothing,
         max_tokens=schedule.max_tokens, max_steps=schedule.max_steps, max_epochs=schedule.max_epochs,
-        patience=schedule.patience, keep_best=1, valid_bleu=False, seed=seed, device=settings.device,
-        quiet=settings.quiet)
+        patience=schedule.patience, min_updates=schedule.min_updates, keep_best=1, valid_bleu=False, seed=seed,
+        device=settings.device, quiet=settings.quiet)
 
 
 def train_or_reuse(config: TrainConfig) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..data import TOKENIZER_KINDS, resolve_dataset_path
 from ..models.config import MODEL_KINDS, NAT_INPUT_KINDS, PRESETS, ModelConfig, dataclass_from_dict
 from ..proxies import (CMLM_COUNTS, INPUT_NAMES, TARGET_NAMES, TARGETS_WITH_INPUTS, TRUNCATE_BASES,
                        check_target_options)
+from .schedule import SCHEDULE_FIELDS, SCHEDULE_MODES
 
 AMP_MODES: tuple[str, ...] = ("none", "bf16", "fp16")
 LR_SCHEDULES: tuple[str, ...] = ("inverse-sqrt", "constant")
@@ -36,12 +37,13 @@ INPUT_OPTIONS: dict[str, tuple[str, ...]] = {
 #: ``out`` is where the run is now: a moved or copied run directory resumes.
 RESUMABLE_OVERRIDES: frozenset[str] = frozenset({
     "max_steps", "max_epochs", "quiet", "log_every", "patience", "save_every_steps", "resume",
-    "valid_bleu_max_sentences", "valid_bleu", "device", "out",
+    "valid_bleu_max_sentences", "valid_bleu", "device", "out", "min_updates", "schedule_derivation",
 })
 
 #: Fields that ``mple train`` does not expose as options (errors name the field, not an option).
 API_ONLY_FIELDS: frozenset[str] = frozenset({
     "model_overrides", "betas", "adam_eps", "warmup_init_lr", "train_split", "valid_split",
+    "schedule_derivation",
 })
 
 #: ModelConfig fields that a named training option sets (``model_overrides`` may not contradict
@@ -52,7 +54,7 @@ TOKENIZER_MODEL_FIELDS: frozenset[str] = frozenset({"src_vocab_size", "tgt_vocab
 
 _INT_RANGES: dict[str, int] = {  # integer settings: the smallest allowed value
     "vocab_size": 1, "max_positions": 2, "warmup_steps": 0, "update_freq": 1, "max_tokens": 1,
-    "max_steps": 0, "max_epochs": 1, "valid_every_steps": 0, "valid_bleu_max_sentences": 0,
+    "max_steps": 0, "max_epochs": 1, "min_updates": 0, "valid_every_steps": 0, "valid_bleu_max_sentences": 0,
     "valid_beam": 1, "patience": 0, "keep_best": 1, "save_every_steps": 0, "log_every": 1,
     "oaxe_pretrain_steps": 0, "glat_anneal_steps": 0,
 }
@@ -94,11 +96,16 @@ class TrainConfig:
     with linear ``warmup_steps`` from ``warmup_init_lr``, ``label_smoothing`` (0.1), ``clip_norm``
     (0 = off), ``update_freq`` gradient accumulation, ``amp`` (CUDA only).
     Batching: ``max_tokens`` padded tokens per batch per process, ``max_sentences``.
+    ``schedule``: ``auto`` derives ``lr``, ``warmup_steps``, ``max_tokens`` and ``min_updates``
+    left None from the training data (train/schedule.py), ``fixed`` gives them the fixed recipe
+    (``FIXED_SCHEDULE``); given values are kept either way.  The trainer writes the resolved
+    values into config.json, with ``schedule_derivation`` (what was derived, from what, why).
     Schedule: ``max_steps`` (0 = no limit) and ``max_epochs``; validation every epoch or every
     ``valid_every_steps`` (NLL, and BLEU of greedy/beam outputs unless ``valid_bleu`` is False,
     on the first ``valid_bleu_max_sentences`` sentences, 0 = all); early stop after ``patience``
-    validations without a better validation NLL (0 = never); ``keep_best`` checkpoints kept and averaged; ``save_every_steps`` extra
-    ``last.pt`` writes between validations; ``select_metric`` what "better" means (see
+    validations without a better validation NLL (0 = never), never before update ``min_updates``;
+    ``keep_best`` checkpoints kept and averaged; ``save_every_steps`` extra ``last.pt`` writes
+    between validations; ``select_metric`` what "better" means (see
     ``SELECT_METRICS``); ``lr_schedule`` inverse-sqrt or constant (``lr`` after the warmup).
     Proxy target (NAT; docs/proxies.md): ``target`` raw/kd/axe/oaxe/dynamic-kd, ``kd`` KD dataset
     or candidate directories, AXE ``skip_penalty`` δ and ``pred_length_scale``, OaXE
@@ -124,8 +131,9 @@ class TrainConfig:
     max_positions: int = 256
     train_split: str = "train"
     valid_split: str = "valid"
-    lr: float = 5e-4
-    warmup_steps: int = 1000
+    schedule: str = "auto"
+    lr: float | None = None
+    warmup_steps: int | None = None
     warmup_init_lr: float = 1e-7
     betas: tuple[float, float] = (0.9, 0.98)
     adam_eps: float = 1e-8
@@ -134,7 +142,7 @@ class TrainConfig:
     clip_norm: float = 1.0
     update_freq: int = 1
     amp: str = "none"
-    max_tokens: int = 4096
+    max_tokens: int | None = None
     max_sentences: int | None = None
     max_steps: int = 0
     max_epochs: int = 100
@@ -143,6 +151,7 @@ class TrainConfig:
     valid_bleu: bool = True
     valid_beam: int = 1
     patience: int = 5
+    min_updates: int | None = None
     keep_best: int = 3
     save_every_steps: int = 0
     log_every: int = 50
@@ -167,6 +176,7 @@ class TrainConfig:
     cmlm_count: str = "fairseq"
     glat_anneal_steps: int = 0
     mask_head_weight: float = 1.0
+    schedule_derivation: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """Checks every setting: choices, integers and their ranges, floats finite and in range,
@@ -181,11 +191,13 @@ class TrainConfig:
                               ("tokenizer_kind", TOKENIZER_KINDS), ("lr_schedule", LR_SCHEDULES),
                               ("select_metric", SELECT_METRICS), ("target", TARGET_NAMES),
                               ("oaxe_truncate_base", TRUNCATE_BASES), ("input", INPUT_NAMES),
-                              ("cmlm_count", CMLM_COUNTS)):
+                              ("cmlm_count", CMLM_COUNTS), ("schedule", SCHEDULE_MODES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{option_name(name)} must be one of {choices}, got {getattr(self, name)!r}")
         for name, low in _INT_RANGES.items():
             value = getattr(self, name)
+            if value is None and name in SCHEDULE_FIELDS:
+                continue  # derived (or the fixed recipe's) when the run starts
             if not _is_int(value) or value < low:
                 raise ValueError(f"{option_name(name)} must be an integer >= {low}, got {value!r}")
         if self.max_sentences is not None and (not _is_int(self.max_sentences) or self.max_sentences < 1):
@@ -194,6 +206,8 @@ class TrainConfig:
             raise ValueError(f"--seed must be an integer in [0, 2**63), got {self.seed!r}")
         for name, (low, inclusive) in _FLOAT_RANGES.items():
             value = getattr(self, name)
+            if value is None and name in SCHEDULE_FIELDS:
+                continue
             if not _is_number(value) or not math.isfinite(value) or value < low or (value == low and not inclusive):
                 raise ValueError(f"{option_name(name)} must be a finite number {'>=' if inclusive else '>'} "
                                  f"{low:g}, got {value!r}")
@@ -209,6 +223,9 @@ class TrainConfig:
                 raise ValueError(f"{option_name(name)} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.model_overrides, dict):
             raise TypeError("model_overrides must be a dict of ModelConfig fields")
+        if self.schedule_derivation is not None and not isinstance(self.schedule_derivation, dict):
+            raise ValueError(f"schedule_derivation must be a dict (the trainer's record), "
+                             f"got {self.schedule_derivation!r}")
         self._check_model_overrides()
         self._check_proxy_settings()
 
@@ -297,8 +314,10 @@ class TrainConfig:
         """Settings that differ from the ``saved`` run's and may not change on ``--resume``.  Paths
         compare by the location they name (a relative ``data/x`` and its absolute form are one);
         ``tokenizer_kind`` and ``vocab_size`` do not count where both runs load a ``tokenizer`` (they
-        only shape a tokenizer learnt afresh)."""
+        only shape a tokenizer learnt afresh); schedule values left None here are the saved run's
+        (derived once, when it started)."""
         unused = {"tokenizer_kind", "vocab_size"} if self.tokenizer and saved.tokenizer else set()
+        unused |= {name for name in SCHEDULE_FIELDS if getattr(self, name) is None}
         return [f"{f.name}: run has {getattr(saved, f.name)!r}, now {getattr(self, f.name)!r}"
                 for f in fields(self) if f.name not in RESUMABLE_OVERRIDES | unused
                 and _location(f.name, getattr(self, f.name)) != _location(f.name, getattr(saved, f.name))]

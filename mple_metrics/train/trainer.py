@@ -4,7 +4,7 @@ stopping, best/last/top-k checkpoints and averaging, exact resumption.
 
 Output directory (rank 0 writes)::
 
-    config.json      the TrainConfig           tokenizer/     the tokenizers
+    config.json      the TrainConfig, schedule resolved     tokenizer/     the tokenizers
     last.pt          latest state (resume)      best.pt        best validation NLL
     step{N}.pt       the keep_best best         average.pt     mean of the keep_best best
     train.jsonl      a line every log_every updates    valid.jsonl   a line per validation
@@ -16,6 +16,10 @@ resumed run repeats the uninterrupted run's updates bit for bit (same device and
 DDP parity: the loss of an update is divided by the token count summed over its micro-batches and
 ranks, so N processes with update_freq u train exactly like one process with update_freq N*u on
 the same batches (up to floating-point summation order).
+
+Schedule: ``lr``, ``warmup_steps``, ``max_tokens`` and ``min_updates`` left None are derived from
+the kept training pairs (schedule.py) when a run starts and stored in its config; a resumed run
+takes the stored values, so it continues with the schedule it began with.
 
 Resuming: ``resume=True`` continues from ``last.pt``; in a run directory that has no checkpoint yet
 (killed before its first one) it starts from step 0 with the saved settings checked.  The run
@@ -56,7 +60,7 @@ from .fine_tuning import load_initial_weights
 from .config import TrainConfig
 from .distributed import DistributedContext, setup_distributed
 from .losses import length_loss, mask_head_loss, smoothed_token_loss
-from .schedule import learning_rate, set_lr
+from .schedule import SCHEDULE_FIELDS, learning_rate, resolve_schedule, set_lr
 from .validation import proxy_validation, validate
 
 LN2 = math.log(2.0)
@@ -108,6 +112,7 @@ class Trainer:
         self.best: dict[str, Any] = {"metric": config.selection_metric, "value": None, "nll": None,
                                      "step": None, "bad_validations": 0, "top": []}
         self.history: list[dict[str, Any]] = []
+        self._saved_config: TrainConfig | None = None  # the settings of the run resumed
         resume_payload = self._resume_payload()
         self._setup_data(resume_payload)
         self._setup_model(resume_payload)
@@ -137,6 +142,7 @@ class Trainer:
             if differences:
                 raise ValueError(f"--resume: the run in {self.out} was started with other settings: "
                                  f"{'; '.join(differences)}")
+            self._saved_config = saved
             if self.ctx.is_main and not self.config.quiet:
                 print(f"--resume: {self.out} has no checkpoint yet (killed before its first one); "
                       f"starting from step 0", file=sys.stderr)
@@ -147,6 +153,7 @@ class Trainer:
         if differences:
             raise CheckpointError(f"--resume: {last} was trained with other settings: "
                                   f"{'; '.join(differences)}")
+        self._saved_config = saved
         return payload
 
     def _setup_data(self, payload: dict[str, Any] | None) -> None:
@@ -183,6 +190,8 @@ class Trainer:
         encoded = EncodedSplit([encoded.src[i] for i in kept], [encoded.tgt[i] for i in kept])
         if not len(encoded):
             raise ValueError(f"no training pair fits max_positions={c.max_positions}")
+        self._resolve_schedule(encoded)
+        c = self.config
         self.train_batches = BatchIterator(encoded, max_tokens=c.max_tokens, max_sentences=c.max_sentences,
                                            shuffle=True, seed=c.seed, rank=self.ctx.rank,
                                            world_size=self.ctx.world_size)
@@ -208,6 +217,22 @@ class Trainer:
                                                         [proxy_ids[i][:limit] or refs_ids[i][0] for i in valid_kept])
                 if valid_text.candidates is not None:
                     self._candidate_text["valid"] = (valid_kept, valid_text.candidates)
+
+    def _resolve_schedule(self, encoded: EncodedSplit) -> None:
+        """Fill the schedule values the config leaves None: a resumed run takes those it started
+        with (stored in its config), never derives them again; a new run derives them from its
+        training pairs (or takes the fixed recipe) and records how in ``schedule_derivation``."""
+        c = self.config
+        missing = [name for name in SCHEDULE_FIELDS if getattr(c, name) is None]
+        if self._saved_config is not None:
+            saved = self._saved_config
+            values = {name: getattr(saved, name) for name in missing}
+            if values.get("min_updates") is None and "min_updates" in values:
+                values["min_updates"] = 0  # a run started before early stopping had a minimum
+            record = saved.schedule_derivation
+        else:
+            values, record = resolve_schedule(c, encoded, self.ctx.world_size)
+        self.config = TrainConfig.from_dict({**c.to_dict(), **values, "schedule_derivation": record})
 
     def _valid_target_text(self, valid):
         """The proxy's targets on the validation split, or None when the KD data lacks that split
@@ -477,7 +502,8 @@ class Trainer:
                                     "best_step": self.best["step"]}
             with open(self.out / "valid.jsonl", "a", encoding="utf-8") as log:
                 log.write(json.dumps(metrics) + "\n")
-            if c.patience and self.best["bad_validations"] >= c.patience:
+            if c.patience and self.best["bad_validations"] >= c.patience \
+                    and self.progress.step >= c.min_updates:
                 stop += 1
         stop = self.ctx.all_reduce_sum(stop)
         payload = self._payload(metrics)
