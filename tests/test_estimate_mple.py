@@ -97,6 +97,12 @@ def test_l_nat_and_l_target_of_a_raw_model_match_independent_computations(runs):
     both = np.mean([np.mean([sacrebleu.sentence_bleu(t, [r]).score for r in refs]) for t, refs in
                     zip(valid.tgt, valid.refs)])
     assert everything["l_target"] == pytest.approx(-0.2 * both, abs=1e-9)
+    # Each result says which references its L_target rests on, counted independently here.
+    extras = [len(refs) - 1 for refs in valid.refs]
+    assert result["l_target_references"]["mode"] == "extra" and "valid.ref1" in result["l_target_references"]["used"]
+    assert result["l_target_references"]["per_sentence_mean"] == pytest.approx(np.mean(extras))
+    assert everything["l_target_references"]["mode"] == "all" and "valid.tgt" in everything["l_target_references"]["used"]
+    assert everything["l_target_references"]["per_sentence_max"] == max(len(refs) for refs in valid.refs)
 
 
 def test_l_target_of_a_target_equal_to_every_reference_is_minus_100_beta(tmp_path):
@@ -199,6 +205,7 @@ def test_command_writes_the_result_and_a_table(runs, tmp_path):
                 "bleu_sample", "ci95", "beta", "target", "input", "n_sentences", "n_tokens", "signature"):
         assert key in report
     assert "bits/tok" in result.stdout and "L_MPLE" in result.stdout
+    assert f"L_target against {report['l_target_references']['used']}" in result.stdout
 
 
 # -- premises shared with mple evaluate -----------------------------------------------------------

@@ -104,5 +104,8 @@ def run_mple(args: argparse.Namespace) -> int:
     else:
         ci = report["ci95"]["l_mple"]
         print(f"{report['signature']}  L_MPLE 95% CI [{ci[0]:.3f}, {ci[1]:.3f}]", file=sys.stdout)
+    if not args.targets:
+        refs = report["l_target_references"]
+        print(f"L_target against {refs['used']}: {refs['per_sentence_mean']:.2g} per sentence")
     atomic_write_text(Path(args.out), json.dumps(report, indent=1) + "\n")
     return 0

@@ -111,6 +111,17 @@ class ProxyMetricSettings:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of {choices}, got {getattr(self, name)!r}")
 
 
+def l_target_references(target_refs: str, split: str, counts: np.ndarray) -> dict[str, Any]:
+    """Which references L_target compared T with (``counts``: references per scored sentence), in
+    words and numbers, so that a reader knows what the number rests on."""
+    files = f"{split}.ref1..ref{int(counts.max())}" if counts.max() > 1 else f"{split}.ref1"
+    used = (f"the split's extra references ({files}), not the target T was built from"
+            if target_refs == "extra" else
+            f"the split's target ({split}.tgt, the raw reference) and its extra references")
+    return {"mode": target_refs, "used": used, "per_sentence_min": int(counts.min()),
+            "per_sentence_mean": float(counts.mean()), "per_sentence_max": int(counts.max())}
+
+
 def _method_label(target: str, input_name: str, config: dict[str, Any]) -> str:
     detail = {"axe": f"axe(tau={config.get('skip_penalty', 1.0):g})", "oaxe": "oaxe", "kd": "kd", "raw": "raw",
               "dynamic-kd": "dynamic-kd" if config.get("regularizer", True) else "dynamic-kd(no-reg)"}[target]
@@ -288,6 +299,7 @@ def proxy_metrics(nat: str | Path, data: str | Path | None, settings: ProxyMetri
         "l_mple": l_nat_value + l_input_value + l_target_value, "beta": beta,
         "ci95": ci95, "n_sentences": n, "n_tokens": float(positions.sum()),
         "n_sentences_l_target": len(scored), "dropped_long_or_empty": len(split) - n,
+        "l_target_references": l_target_references(settings.target_refs, settings.split, counts),
         "unk_rate": unknown.to_dict(),
         "units": {"l_nat": "bits per position of T", "l_input": "bits per position of T",
                   "l_target": "beta x sentence BLEU (0-100)"},
