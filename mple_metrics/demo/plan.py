@@ -41,7 +41,7 @@ class DemoPlan:
     tokenizer_kind: str = "spm"
     vocab_size: int = 1000
     max_tokens: int = 1024          # tokens per batch: small models on a CPU gain little from smaller ones
-    max_epochs: int = 8             # cap of every model trained from scratch (early stopping decides)
+    max_epochs: int = 30            # cap of every model trained from scratch (early stopping decides)
     # Peak learning rate of the models trained from scratch: above the estimator's default for tiny
     # models (2e-3), which would leave them much further from converged within minutes.
     lr: float = 5e-3

@@ -76,10 +76,12 @@ def derived_config(ws: Workspace, base: Path, name: str, **changes: Any) -> Trai
 
 
 def fine_tune(ws: Workspace, start: Path, name: str, epochs: int, **changes: Any) -> TrainConfig:
-    """A fine-tune of the run ``start``'s best weights at the plan's constant learning rate (the
-    rest of the schedule is the MLE NAT's)."""
+    """A fine-tune of the run ``start``'s best weights at the plan's constant learning rate from the
+    first update, as the paper fine-tunes: no warmup (the MLE NAT's, derived for a run from scratch,
+    can outlast a fine-tune of a few epochs) and no minimum before early stopping; the rest of the
+    schedule is the MLE NAT's."""
     return derived_config(ws, mle_nat(ws), name, init_from=str(start), lr_schedule="constant",
-                          lr=ws.plan.fine_tune_lr, max_epochs=epochs, **changes)
+                          lr=ws.plan.fine_tune_lr, warmup_steps=0, min_updates=0, max_epochs=epochs, **changes)
 
 
 def train_run(ws: Workspace, config: TrainConfig) -> dict[str, Any]:
