@@ -153,10 +153,12 @@ class _Stop(Exception):
     pass
 
 
-def test_kill_and_resume_computes_only_the_missing_cells(runs, tmp_path):
-    states = [load_checkpoint(p)["model"] for p in _three(runs)]
-    plane = Plane.from_state_dicts(states)
+def _counted_plane(runs):
+    """The three checkpoints' state dicts, their plane, a model to load cells into, and a metric
+    (the first weight) that appends to ``calls`` each time it is evaluated."""
     from mple_metrics.models import ModelConfig
+
+    states = [load_checkpoint(p)["model"] for p in _three(runs)]
     model = build_model(ModelConfig.from_dict(load_checkpoint(runs["init"])["model_config"]))
     calls = []
 
@@ -164,7 +166,11 @@ def test_kill_and_resume_computes_only_the_missing_cells(runs, tmp_path):
         calls.append(1)
         return _first_weight(m)
 
-    metrics = [Metric("w", "units", True, metric)]
+    return states, Plane.from_state_dicts(states), model, calls, [Metric("w", "units", True, metric)]
+
+
+def test_kill_and_resume_computes_only_the_missing_cells(runs, tmp_path):
+    states, plane, model, calls, metrics = _counted_plane(runs)
     a, b = grid_axes(plane, 4, 3, 0.25)
 
     def stop_after_five(y, x):
@@ -353,17 +359,7 @@ def test_default_grid_reports_each_checkpoint_exactly_as_mple_evaluate(runs, tmp
 def test_checkpoints_resume_and_old_files_get_them(runs, tmp_path):
     """The checkpoints are saved like cells: a run stopped after them keeps them, and a landscape file
     written before they existed (version 1) is resumed by computing only them."""
-    states = [load_checkpoint(p)["model"] for p in _three(runs)]
-    plane = Plane.from_state_dicts(states)
-    from mple_metrics.models import ModelConfig
-    model = build_model(ModelConfig.from_dict(load_checkpoint(runs["init"])["model_config"]))
-    calls = []
-
-    def metric(m):
-        calls.append(1)
-        return _first_weight(m)
-
-    metrics = [Metric("w", "units", True, metric)]
+    states, plane, model, calls, metrics = _counted_plane(runs)
     loaders = [lambda s=s: s for s in states]
     a, b = grid_axes(plane, 3, 2, 0.25)
 
