@@ -322,6 +322,8 @@ BAD_ARGUMENTS = [
                                            "--at-scores", "{at_fairseq}"],
      r"--nat-scores \S*nat\.fairseq and --at-scores \S*at\.fairseq score different targets: sentence id 0"),
     ("estimate-mple-at", ["estimate", "mple", "--nat", "{ckpt}", "--data", "{data}", "--out", "{new}"], r"is an AT"),
+    ("estimate-mple-predictor-for-vanilla", ["estimate", "mple", "--nat", "{nat}", "--data", "{data}", "--out", "{new}",
+                                             "--input-predictor", "{nat}"], r"--input-predictor: .*vanilla"),
     ("estimate-mple-samples-0", ["estimate", "mple", "--nat", "{ckpt}", "--out", "{new}", "--samples", "0"],
      r"--samples"),
     ("estimate-mple-bad-screen", ["estimate", "mple", "--nat", "{ckpt}", "--out", "{new}", "--targets", "raw:3"],

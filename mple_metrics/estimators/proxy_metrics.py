@@ -161,6 +161,11 @@ def proxy_metrics(nat: str | Path, data: str | Path | None, settings: ProxyMetri
     if target not in ("kd", "dynamic-kd", "axe", "oaxe"):
         kd = []
     predictor = None
+    if input_name == "vanilla" and input_predictor is not None:
+        # Nothing would use it: a vanilla input has no Z to predict, so L_input is 0 by definition.
+        raise ValueError(f"--input-predictor: the proxy input scored is vanilla (no masked positions to predict), "
+                         f"so L_input is 0 and Input Sampling does not apply; drop --input-predictor, or score a "
+                         f"CMLM/GLAT input with --input")
     if input_name != "vanilla":
         check_mask_head(trained, payload["path"], f"--input {input_name}")
         if input_predictor is None:
