@@ -17,6 +17,7 @@ from mple_metrics.data import (Split, dataset_tokenizers, load_bundled, load_dat
 from mple_metrics.data.synthetic import synthetic_tokenizer
 from mple_metrics.estimators.tc_training import TCTrainingSettings, shared_tokenizer
 from mple_metrics.train import Trainer
+from test_cli_errors import run_main
 from test_train import tiny_config, tiny_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -113,12 +114,10 @@ def test_training_with_another_tokenizer_is_refused(data, tmp_path, capsys):
     make_synthetic(small, "a", seed=1, vocab_size=400).write(tmp_path / "synth")
     other = make_synthetic(small, "a", seed=1, vocab_size=350)
     other.tokenizers.save(tmp_path / "other")
-    try:
-        code = main(["train", "--model", "nat", "--data", str(tmp_path / "synth"), "--out", str(tmp_path / "run"),
-                     "--tokenizer", str(tmp_path / "other"), "--max-steps", "1", "--quiet"])
-    except SystemExit as exit:
-        code = exit.code
-    err = capsys.readouterr().err.strip().splitlines()
+    code, _, err = run_main(["train", "--model", "nat", "--data", str(tmp_path / "synth"), "--out",
+                             str(tmp_path / "run"), "--tokenizer", str(tmp_path / "other"), "--max-steps", "1",
+                             "--quiet"], capsys)
+    err = err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "--tokenizer" in err[0] and "tokenizer" in err[0] and "written for" in err[0]
     # Fine-tuning keeps its origin's vocabulary, which would misread the pieces too.
@@ -134,12 +133,9 @@ def test_estimate_tc_refuses_tokenizer_options_on_data_that_carries_its_tokenize
     small = {name: Split(name, data[name].src[:30], data[name].tgt[:30]) for name in ("train", "valid", "test")}
     make_synthetic(small, "a", seed=1, vocab_size=400).write(tmp_path / "synth")
     for option, value in (("--tokenizer-kind", "word"), ("--vocab-size", "500")):
-        try:
-            code = main(["estimate", "tc", "--data", str(tmp_path / "synth"), "--out", str(tmp_path / "tc"),
-                         option, value, "--quiet"])
-        except SystemExit as exit:
-            code = exit.code
-        err = capsys.readouterr().err.strip().splitlines()
+        code, _, err = run_main(["estimate", "tc", "--data", str(tmp_path / "synth"), "--out", str(tmp_path / "tc"),
+                                 option, value, "--quiet"], capsys)
+        err = err.strip().splitlines()
         assert code == 2 and len(err) == 1, err
         assert err[0].count(option) >= 1 and "carries its own tokenizer" in err[0]
         assert not (tmp_path / "tc" / "tc.json").exists()

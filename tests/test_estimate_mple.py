@@ -20,7 +20,6 @@ import sacrebleu
 import torch
 import torch.nn.functional as F
 
-from mple_metrics.cli import main
 from mple_metrics.data import EncodedSplit, Split, collate, load_dataset, write_dataset
 from mple_metrics.decode.input_sampling import check_mask_head
 from mple_metrics.estimators.proxy_metrics import (ProxyMetricSettings, parse_screen_targets, proxy_metrics,
@@ -28,6 +27,7 @@ from mple_metrics.estimators.proxy_metrics import (ProxyMetricSettings, parse_sc
 from mple_metrics.models import load_model, score_targets
 from mple_metrics.proxies import make_input_proxy
 from mple_metrics.train import Trainer
+from test_cli_errors import run_main
 from test_train import WORDS, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -63,16 +63,6 @@ def runs(tmp_path_factory) -> dict[str, Path]:
                         tokenizer=str(root / "raw" / "tokenizer"))).train()
     out["at"] = root / "at"
     return out
-
-
-def _mple(argv: list[str], capsys) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``mple argv`` run in this process."""
-    try:
-        code = main(argv)
-    except SystemExit as exit:
-        code = exit.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 SETTINGS = ProxyMetricSettings(n_resamples=100)
@@ -214,11 +204,11 @@ def test_input_sampling_needs_a_trained_mask_head(runs, tmp_path, capsys):
     """The raw run was trained with the vanilla input: its "is masked" head is its random
     initialisation, so Input Sampling from it (evaluate) and L_input under it (estimate mple) are
     refused, naming the option and the recorded input."""
-    code, _, err = _mple(["evaluate", "--ckpt", str(runs["raw"]), "--data", str(runs["data"]), "--quiet",
+    code, _, err = run_main(["evaluate", "--ckpt", str(runs["raw"]), "--data", str(runs["data"]), "--quiet",
                           "--decode", "input-sampling", "--input-predictor-nat", str(runs["raw"])], capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert "--decode input-sampling" in err and "--input vanilla" in err
-    code, _, err = _mple(["estimate", "mple", "--nat", str(runs["raw"]), "--data", str(runs["data"]), "--input",
+    code, _, err = run_main(["estimate", "mple", "--nat", str(runs["raw"]), "--data", str(runs["data"]), "--input",
                           "cmlm", "--input-predictor", str(runs["raw"]), "--out", str(tmp_path / "r.json")], capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert "--input cmlm" in err and "--input vanilla" in err
@@ -228,10 +218,10 @@ def test_input_sampling_needs_a_trained_mask_head(runs, tmp_path, capsys):
 
 
 def test_an_at_as_input_predictor_is_refused_as_evaluate_refuses_it(runs, tmp_path, capsys):
-    code, _, evaluate_err = _mple(["evaluate", "--ckpt", str(runs["cmlm"]), "--data", str(runs["data"]), "--quiet",
+    code, _, evaluate_err = run_main(["evaluate", "--ckpt", str(runs["cmlm"]), "--data", str(runs["data"]), "--quiet",
                                    "--decode", "input-sampling", "--input-predictor-nat", str(runs["at"])], capsys)
     assert code == 2 and "is an AT; it must be a NAT" in evaluate_err
-    code, _, err = _mple(["estimate", "mple", "--nat", str(runs["cmlm"]), "--data", str(runs["data"]),
+    code, _, err = run_main(["estimate", "mple", "--nat", str(runs["cmlm"]), "--data", str(runs["data"]),
                           "--input-predictor", str(runs["at"]), "--out", str(tmp_path / "r.json")], capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert "--input-predictor" in err and "is an AT; it must be a NAT" in err and "forward()" not in err
@@ -247,7 +237,7 @@ def test_a_non_vanilla_input_predictor_is_warned_about(runs, tmp_path, capsys):
                             input_predictor=runs["raw"])
     assert vanilla["warnings"] == []
     out = tmp_path / "e.json"
-    code, _, err = _mple(["evaluate", "--ckpt", str(runs["cmlm"]), "--data", str(runs["data"]), "--quiet",
+    code, _, err = run_main(["evaluate", "--ckpt", str(runs["cmlm"]), "--data", str(runs["data"]), "--quiet",
                           "--decode", "input-sampling", "--input-predictor-nat", str(runs["cmlm"]),
                           "--json", str(out)], capsys)
     assert code == 0, err
@@ -260,7 +250,7 @@ def test_the_data_default_to_the_checkpoints_own(runs, tmp_path, capsys):
     corpus): the same numbers as with that --data given; another --data is warned about by name."""
     implicit, explicit = tmp_path / "implicit.json", tmp_path / "explicit.json"
     for argv, out in (([], implicit), (["--data", str(runs["data"])], explicit)):
-        code, _, err = _mple(["estimate", "mple", "--nat", str(runs["raw"]), "--no-bleu", "--out", str(out), *argv],
+        code, _, err = run_main(["estimate", "mple", "--nat", str(runs["raw"]), "--no-bleu", "--out", str(out), *argv],
                              capsys)
         assert code == 0 and "warning" not in err, err
     first, second = json.loads(implicit.read_text()), json.loads(explicit.read_text())
@@ -268,7 +258,7 @@ def test_the_data_default_to_the_checkpoints_own(runs, tmp_path, capsys):
     for key in ("l_nat_bits_per_token", "l_target", "l_mple", "n_sentences"):
         assert first[key] == second[key]
     for argv, out in (([], implicit), (["--data", str(runs["data"])], explicit)):
-        code, _, err = _mple(["evaluate", "--ckpt", str(runs["raw"]), "--beam", "1", "--quiet", "--json", str(out),
+        code, _, err = run_main(["evaluate", "--ckpt", str(runs["raw"]), "--beam", "1", "--quiet", "--json", str(out),
                               *argv], capsys)
         assert code == 0 and "warning" not in err, err
     first, second = json.loads(implicit.read_text()), json.loads(explicit.read_text())
@@ -276,7 +266,7 @@ def test_the_data_default_to_the_checkpoints_own(runs, tmp_path, capsys):
     for key in ("bleu", "nll_bits_per_token", "sentences"):
         assert first[key] == second[key]
     other = _dataset(tmp_path / "other", seed=1)
-    code, _, err = _mple(["evaluate", "--ckpt", str(runs["raw"]), "--data", str(other), "--beam", "1", "--quiet",
+    code, _, err = run_main(["evaluate", "--ckpt", str(runs["raw"]), "--data", str(other), "--beam", "1", "--quiet",
                           "--json", str(out)], capsys)
     assert code == 0 and f"warning: --data {other} is not the data" in err and str(runs["data"]) in err
     assert len(json.loads(out.read_text())["warnings"]) == 1
@@ -290,7 +280,7 @@ def test_recorded_data_that_is_not_found_asks_for_data(runs, tmp_path, capsys):
     torch.save(payload, tmp_path / "moved.pt")
     with pytest.raises(ValueError, match=r"--data not given, .*moved\) is not found from here; give --data DIR"):
         proxy_metrics(tmp_path / "moved.pt", None, SETTINGS)
-    code, _, err = _mple(["evaluate", "--ckpt", str(tmp_path / "moved.pt"), "--quiet"], capsys)
+    code, _, err = run_main(["evaluate", "--ckpt", str(tmp_path / "moved.pt"), "--quiet"], capsys)
     assert code == 2 and "--data not given" in err and err.count("\n") == 1
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .batching import (Batch, BatchIterator, EncodedSplit, collate, pad_sequences, shard,
                        token_budget_batches)
-from .bundled import BUNDLED_NAME, bundled_corpus, load_bundled, resolve_dataset_path
+from .bundled import BUNDLED_NAME, bundled_corpus, dataset_location, load_bundled, resolve_dataset_path
 from .controlled import (CONTROLLED_KINDS, ControlledTask, SourceTruth, source_truth, split_truth,
                          write_controlled)
 from .dataset import (SPLIT_NAMES, Dataset, Split, load_dataset, read_lines, read_tsv, split_lines,
@@ -33,7 +33,7 @@ from .unknown_tokens import UNK_RATE_WARNING_THRESHOLD, UnkRate, unk_rate, unk_r
 __all__ = [
     "Batch", "BatchIterator", "EncodedSplit", "collate", "pad_sequences", "shard",
     "token_budget_batches",
-    "BUNDLED_NAME", "bundled_corpus", "load_bundled", "resolve_dataset_path",
+    "BUNDLED_NAME", "bundled_corpus", "dataset_location", "load_bundled", "resolve_dataset_path",
     "CONTROLLED_KINDS", "ControlledTask", "SourceTruth", "source_truth", "split_truth", "write_controlled",
     "SPLIT_NAMES", "Dataset", "Split", "load_dataset", "read_lines", "read_tsv", "split_lines",
     "write_dataset", "write_split",

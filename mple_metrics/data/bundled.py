@@ -7,6 +7,7 @@ by ``tools/build_bundled_corpus.py``.  The split loader reads every ``{split}.re
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .dataset import Dataset, load_dataset
@@ -32,3 +33,9 @@ def load_bundled() -> Dataset:
 def resolve_dataset_path(path: str | Path) -> Path:
     """``"bundled"`` means :func:`bundled_corpus`; anything else is a path."""
     return bundled_corpus() if str(path) == BUNDLED_NAME else Path(path)
+
+
+def dataset_location(path: str | Path) -> str:
+    """The directory a ``--data`` value names, as one absolute path with symlinks resolved
+    (``bundled`` and its directory are one), for comparing where numbers came from."""
+    return os.path.realpath(resolve_dataset_path(path))

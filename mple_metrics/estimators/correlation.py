@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
-from ..data import resolve_dataset_path
+from ..data import dataset_location
 from .bootstrap import _check_settings, interval_warning
 from .total_correlation import json_ready
 
@@ -286,7 +286,7 @@ def mixed_provenance(results: Sequence[MethodResult]) -> list[str]:
         for r in results:
             if name in r.provenance:
                 value = str(r.provenance[name])
-                groups.setdefault(_dataset_identity(value) if name == "data" else value, []).append(r.path)
+                groups.setdefault(dataset_location(value) if name == "data" else value, []).append(r.path)
         if len(groups) > 1:
             out.append(f"{name} " + " vs ".join(f"{value!r} ({_files(paths)})" for value, paths in groups.items()))
     return out
@@ -710,17 +710,12 @@ def read_tc_json(path: str | os.PathLike) -> TotalCorrelationLine:
                                 convergence_note=text("convergence_note"))
 
 
-def _dataset_identity(data: str) -> str:
-    """A dataset directory as one path (``bundled`` resolved), for comparing where files came from."""
-    return os.path.realpath(resolve_dataset_path(data))
-
-
 def fig5_mismatches(results: Sequence[MethodResult], tc: TotalCorrelationLine) -> list[str]:
     """How ``tc`` was measured on other data than ``results`` (dataset directory, split, split
     size), each as ``"split 'test' (tc.json) vs 'valid' (a.json, b.json)"``; empty when they agree
     or where either side does not record a field."""
     out = []
-    sides = (("data", tc.data, _dataset_identity), ("split", tc.split, str), ("split_size", tc.n_sentences, str))
+    sides = (("data", tc.data, dataset_location), ("split", tc.split, str), ("split_size", tc.n_sentences, str))
     for name, mine, normal in sides:
         if mine is None:
             continue
@@ -729,7 +724,7 @@ def fig5_mismatches(results: Sequence[MethodResult], tc: TotalCorrelationLine) -
             if name in r.provenance:
                 theirs.setdefault(str(r.provenance[name]), []).append(r.path)
         if name == "data":
-            theirs = {_dataset_identity(value): paths for value, paths in theirs.items()}
+            theirs = {dataset_location(value): paths for value, paths in theirs.items()}
         differ = {value: paths for value, paths in theirs.items() if value != normal(mine)}
         if differ:
             shown = " and ".join(f"{value!r} ({_files(paths)})" for value, paths in differ.items())

@@ -37,7 +37,7 @@ from ..atomic_write import atomic_write_text
 from ..data import (EncodedSplit, Split, TokenizerPair, UnkRate, load_dataset, resolve_dataset_path,
                     unk_rate, unk_rate_warning)
 from ..decode import DecodeOptions, translate_encoded
-from ..models.checkpoint import checkpoint_file, load_model
+from ..models.checkpoint import checkpoint_file, load_model, same_dataset
 from ..train.validation import bleu_scores
 from .scoring import SentenceScorer, check_length_terms, score_encoded
 from .tc_training import PairRun, Schedule, TCTrainingSettings, schedule_dict, train_pair
@@ -160,24 +160,13 @@ def premise_warnings(role: str, checkpoint: str, train_config: dict[str, Any]) -
     return out
 
 
-def _same_data(a: str, b: str | None) -> bool:
-    """Whether two ``--data`` values name one dataset (True when ``b`` cannot be resolved: the
-    checkpoint's data may have moved, and a warning too many is cheaper than one missed)."""
-    if b is None:
-        return True
-    try:
-        return Path(resolve_dataset_path(b)).resolve() == Path(resolve_dataset_path(a)).resolve()
-    except (OSError, ValueError):
-        return True
-
-
 def split_warnings(split: str, data: str, models: dict[str, dict[str, Any]]) -> list[str]:
     """A warning when the evaluated ``split`` of ``data`` is one the models were trained or
     early-stopped on (their train configs' ``train_split``/``valid_split``)."""
     roles: dict[str, list[str]] = {}
     for role in ("nat", "at"):
         config = models.get(role, {}).get("train_config") or {}
-        if not _same_data(data, config.get("data")):
+        if config.get("data") is not None and not same_dataset(data, config["data"]):
             continue
         if split == config.get("valid_split", "valid"):
             roles.setdefault("early-stopping (validation)", []).append(role.upper())

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..data import BUNDLED_NAME, TokenizerPair, resolve_dataset_path
+from ..data import BUNDLED_NAME, TokenizerPair, dataset_location, resolve_dataset_path
 from .config import ModelConfig
 
 CHECKPOINT_FORMAT = "mple_metrics.checkpoint"
@@ -209,4 +209,4 @@ def same_dataset(first: str, second: str) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them is not found from here
-        return a.resolve() == b.resolve()
+        return dataset_location(a) == dataset_location(b)

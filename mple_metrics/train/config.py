@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_write import atomic_write_text
-from ..data import TOKENIZER_KINDS, resolve_dataset_path
+from ..data import TOKENIZER_KINDS, dataset_location
 from ..models.config import MODEL_KINDS, NAT_INPUT_KINDS, PRESETS, ModelConfig, dataclass_from_dict
 from ..proxies import (CMLM_COUNTS, INPUT_NAMES, TARGET_NAMES, TARGETS_WITH_INPUTS, TRUNCATE_BASES,
                        check_target_options)
@@ -334,6 +334,5 @@ def _location(name: str, value: Any) -> Any:
         return value
     if isinstance(value, list):
         return [_location(name, item) for item in value]
-    path = resolve_dataset_path(value) if name == "data" else Path(value)
-    return str(path.resolve())
+    return dataset_location(value) if name == "data" else str(Path(value).resolve())
 
