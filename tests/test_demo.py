@@ -28,20 +28,25 @@ def smoke(tmp_path_factory):
 def test_smoke_writes_every_table_figure_and_the_report(smoke):
     out, _ = smoke
     report = json.loads((out / "report.json").read_text())
-    assert set(report["results"]) == {"table1", "kd", "table2", "figure1", "table3", "dynamic_kd"}
+    bundled_steps = {"table1", "kd", "table2", "figure1"}
+    assert set(report["results"]) == bundled_steps | {"table3", "dynamic_kd"} | {f"controlled_{s}" for s in bundled_steps}
     results = report["results"]
     figures = [results["table2"]["figure5"], results["figure1"]["figure"]] + [
         c["figure"] for c in (results["table2"]["correlation"], results["table3"]["correlation_sample"],
                               results["table3"]["correlation_default"]) if c["pearson_r"] is not None]
+    figures += ["controlled/" + results["controlled_table2"]["figure5"], "controlled/" + results["controlled_figure1"]["figure"]]
     for figure in figures:  # a correlation that is undefined (a constant BLEU) has no scatter plot
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
     markdown = (out / "report.md").read_text()
-    for heading in ("## Table 1", "## Table 2", "## Figure 1", "## Table 3", "## Dynamic KD", "## Commands"):
+    for heading in ("## Part 1: the controlled benchmark", "### Table 1: Ĉ against the exact C", "## Part 2",
+                    "## Table 1", "## Table 2", "## Figure 1", "## Table 3", "## Dynamic KD", "## Commands"):
         assert heading in markdown
+    assert markdown.index("## Part 1") < markdown.index("## Part 2") < markdown.index("\n## Table 1")
     assert "bits per target token" in markdown and "mple estimate tc --data data/bundled" in markdown
+    assert "mple data controlled --kind phrasing --out controlled/data/phrasing" in markdown
     # A smoke run's numbers mean nothing: the report states no finding.
     assert report["findings"] == {"note": SMOKE_NOTE}
-    assert markdown.count("smoke mode: no findings") == 5 and "**reproduced**" not in markdown
+    assert markdown.count("smoke mode: no findings") == 7 and "**reproduced**" not in markdown
     assert report["wall_seconds"] > 0 and set(report["step_seconds"]) == set(report["results"])
 
 
@@ -69,6 +74,23 @@ def test_report_numbers_are_the_estimators_outputs(smoke):
         assert table2["correlation"]["pearson_r"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
     c = report["results"]["table1"]["rows"][0]
     assert report["results"]["table2"]["c_bits_per_token"] == c["c_bits_per_token"]
+    # The controlled benchmark: the exact C beside each estimate is that of the dataset's truth.json,
+    # "recovers" is the tolerance applied to the two, and Table 2 runs on the main dataset's Ĉ.
+    controlled = report["results"]["controlled_table1"]["rows"]
+    assert [r["dataset"] for r in controlled] == list(report["plan"]["controlled"]["kinds"])
+    for row in controlled:
+        truth = json.loads((out / "controlled" / "data" / row["dataset"] / "truth.json").read_text())["splits"]["test"]
+        assert row["c_true_bits_per_token"] == truth["c_true_bits_per_token"]
+        assert row["nat_above_floor_bits_per_token"] == pytest.approx(
+            row["nll_nat_bits_per_token"] - truth["nat_nll_floor_bits_per_token"])
+        assert row["at_above_floor_bits_per_token"] == pytest.approx(
+            row["nll_at_bits_per_token"] - truth["h_y_given_x_bits_per_token"])
+        error = abs(row["c_bits_per_token"] - row["c_true_bits_per_token"])
+        assert row["recovers"] == (error <= max(0.1 * row["c_true_bits_per_token"], 0.05))
+        tc = json.loads((out / row["tc_json"]).read_text())
+        assert row["c_bits_per_token"] == tc["c_bits_per_token"]
+    main_row = next(r for r in controlled if r["dataset"] == report["plan"]["controlled"]["main"])
+    assert report["results"]["controlled_table2"]["c_bits_per_token"] == main_row["c_bits_per_token"]
     landscape = report["results"]["figure1"]["landscape"]
     assert [p["label"] for p in landscape["checkpoints"]] == ["θ0 (mle-nat)", "θ1 (mle-fine-tuned)",
                                                             "θ2 (glat-kd-fine-tuned)"]
@@ -81,7 +103,8 @@ def test_a_second_run_reuses_every_step(smoke, capsys):
     assert main(["demo", "--smoke", "--out", str(out)]) == 0
     again = time.perf_counter() - start
     printed = capsys.readouterr().out
-    assert printed.count("(reused from an earlier run)") == 6 and "Table 2 (test split" in printed
+    assert printed.count("(reused from an earlier run)") == 10 and "Table 2 (test split" in printed
+    assert "Table 1, controlled benchmark" in printed
     assert {p: p.stat().st_mtime_ns for p in (out / "results").iterdir()} == before
     assert again < first / 2, (again, first)
 
@@ -230,7 +253,8 @@ def test_table1_commands_reproduce_the_demo_estimates(smoke, monkeypatch, capsys
     out, _ = smoke
     markdown = (out / "report.md").read_text()
     lines = [line for line in markdown.splitlines() if line.startswith("mple estimate tc ")]
-    assert len(lines) == 3
+    report = json.loads((out / "report.json").read_text())
+    assert len(lines) == 3 + len(report["plan"]["controlled"]["kinds"])
     monkeypatch.chdir(out)
     for line in lines:
         argv = shlex.split(line)[1:]
@@ -240,3 +264,50 @@ def test_table1_commands_reproduce_the_demo_estimates(smoke, monkeypatch, capsys
         assert ("--tokenizer-kind" in argv) != carries, line
         assert main([*argv, "--quiet"]) == 0, capsys.readouterr().err
         assert json.loads(tc_path.read_text())["c_bits_per_token"] == before
+
+
+def test_controlled_data_commands_rewrite_the_demo_datasets(smoke, tmp_path):
+    """The report's `mple data controlled` lines write exactly the demo's controlled datasets."""
+    import shlex
+
+    out, _ = smoke
+    lines = [line for line in (out / "report.md").read_text().splitlines() if line.startswith("mple data controlled ")]
+    assert len(lines) == len(json.loads((out / "report.json").read_text())["plan"]["controlled"]["kinds"])
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        original = out / argv[argv.index("--out") + 1]
+        argv[argv.index("--out") + 1] = str(tmp_path / original.name)
+        assert main(argv) == 0
+        for name in ("train.src", "train.tgt", "test.tgt", "test.ref2", "truth.json"):
+            assert (tmp_path / original.name / name).read_text() == (original / name).read_text(), (line, name)
+
+
+def _controlled_row(name: str, c: float, low: float, high: float, truth: float, converged: bool = True) -> dict:
+    error = abs(c - truth)
+    return {"dataset": name, "c_bits_per_token": c, "ci95_bits_per_token": [low, high], "converged": converged,
+            "c_true_bits_per_token": truth, "recovers": error <= max(0.1 * truth, 0.05), "delta_bleu": 1.0,
+            "nat_above_floor_bits_per_token": 0.2, "at_above_floor_bits_per_token": 0.1}
+
+
+@pytest.mark.parametrize("rows, verdict, basis", [
+    ([("none", -0.01, -0.03, 0.01, 0.0), ("phrasing", 0.63, 0.61, 0.65, 0.61)], REPRODUCED, "within the tolerance"),
+    # 0.32 against 0.25 is 28% off: missed, and the basis says how far each model lies above its floor.
+    ([("none", -0.01, -0.03, 0.01, 0.0), ("reordering", 0.32, 0.28, 0.36, 0.25)], NOT_REPRODUCED,
+     "missed on reordering (reordering: NAT 0.200 and AT 0.100 bits/token above their floors)"),
+])
+def test_controlled_findings_compare_each_estimate_with_the_exact_c(tmp_path, rows, verdict, basis):
+    table1 = {"rows": [_controlled_row(*r) for r in rows]}
+    found = findings({"controlled_table1": table1}, tmp_path, "default")
+    assert found["controlled_c_recovered"]["verdict"] == verdict and basis in found["controlled_c_recovered"]["basis"]
+    unconverged = {"rows": [_controlled_row(*rows[0], converged=False)]}
+    assert findings({"controlled_table1": unconverged}, tmp_path)["controlled_c_recovered"]["verdict"] == UNDECIDED
+    # The ordering is that of the exact C, among the datasets whose C is positive.
+    ordered = {"rows": [_controlled_row("a", 1.0, 0.9, 1.1, 1.0), _controlled_row("b", 0.5, 0.4, 0.6, 0.5),
+                        _controlled_row("none", 0.0, -0.1, 0.1, 0.0)]}
+    ordering = findings({"controlled_table1": ordered}, tmp_path)["controlled_c_ordering"]
+    assert ordering["verdict"] == REPRODUCED and ordering["claim"] == "C orders the datasets a > b"
+
+
+def test_no_controlled_skips_the_controlled_benchmark():
+    assert make_plan("default", controlled=False).controlled is None
+    assert make_plan("default").controlled.main in make_plan("default").controlled.kinds

@@ -1,16 +1,18 @@
 """What the demo trains and measures, derived from its mode and budget.
 
-Three modes share one pipeline:
+Three modes share one pipeline.  Each first runs the controlled benchmark (:mod:`.controlled`:
+generated tasks whose C is exact) and then the bundled corpus:
 
-- ``default``: Tables 1 and 2, Figures 1 and 5 on a sample of the bundled corpus, sized so that
+- ``default``: Tables 1 and 2, Figures 1 and 5 on both, the bundled corpus' sample sized so that
   ``make demo`` fits :data:`DEFAULT_BUDGET_MINUTES` on a 2-core machine (tiny models);
 - ``full``: the default steps plus Table 3 (proxy inputs, Input Sampling, L_input) and dynamic KD
   with its regulariser ablation, on a larger sample and budget;
 - ``smoke``: every step of ``full`` on a few hundred sentences with a few updates per model, in
   about a minute: it checks that the pipeline runs, its numbers mean nothing.
 
-``--budget-minutes`` scales the training sample and the epoch caps linearly from the mode's own
-budget (the time a run takes is roughly proportional to sentences × epochs); it is refused with
+``--budget-minutes`` scales the bundled corpus' training sample and epoch caps from the mode's own
+budget (the time a run takes is roughly proportional to sentences × epochs; the controlled
+benchmark is a fixed check and does not scale; ``--no-controlled`` skips it); it is refused with
 ``smoke``, whose plan is fixed; ``--size`` and
 ``--device`` are passed to every model.  Every choice is recorded in the report.
 """
@@ -21,6 +23,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .controlled import ControlledPlan
 from .corpus import CorpusPlan
 
 MODES: tuple[str, ...] = ("smoke", "default", "full")
@@ -38,6 +41,7 @@ class DemoPlan:
     size: str = "tiny"
     device: str = "cpu"
     corpus: CorpusPlan = field(default_factory=CorpusPlan)
+    controlled: ControlledPlan | None = field(default_factory=ControlledPlan)  # None: skipped
     tokenizer_kind: str = "spm"
     vocab_size: int = 1000
     max_tokens: int = 1024          # tokens per batch: small models on a CPU gain little from smaller ones
@@ -72,7 +76,7 @@ class DemoPlan:
 
 
 def make_plan(mode: str = "default", *, budget_minutes: float | None = None, size: str = "tiny",
-              device: str = "cpu", quiet: bool = False) -> DemoPlan:
+              device: str = "cpu", quiet: bool = False, controlled: bool = True) -> DemoPlan:
     """The plan of ``mode`` (module docstring), scaled to ``budget_minutes`` when given."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -88,7 +92,9 @@ def make_plan(mode: str = "default", *, budget_minutes: float | None = None, siz
                         corpus=CorpusPlan(max_words=12, train_sentences=240, valid_sentences=40, test_sentences=48),
                         vocab_size=400, max_tokens=256, max_epochs=2, patience=1, oaxe_epochs=1, fine_tune_epochs=1,
                         kd_beam=2, at_beam=2, landscape_grid="3x3", landscape_sentences=24, n_resamples=100,
-                        max_steps=6, quiet=quiet)
+                        max_steps=6, quiet=quiet,
+                        controlled=ControlledPlan(train_sentences=240, valid_sentences=40, test_sentences=48,
+                                                  max_epochs=2, patience=1))
     elif mode == "full":
         plan = DemoPlan(mode=mode, budget_minutes=FULL_BUDGET_MINUTES, size=size, device=device,
                         corpus=CorpusPlan(train_sentences=6000, valid_sentences=600, test_sentences=1000),
@@ -96,6 +102,8 @@ def make_plan(mode: str = "default", *, budget_minutes: float | None = None, siz
                         kd_beam=5, at_beam=5, landscape_grid="11x11", landscape_sentences=300, quiet=quiet)
     else:
         plan = DemoPlan(mode=mode, budget_minutes=DEFAULT_BUDGET_MINUTES, size=size, device=device, quiet=quiet)
+    if not controlled:
+        plan = replace(plan, controlled=None)
     if budget_minutes is None or budget_minutes == plan.budget_minutes or mode == "smoke":
         return plan
     # Time ~ sentences × epochs: scale the sample by the square root of the budget ratio and the

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..train import TrainConfig
+from .controlled import ControlledPlan
 from .plan import DemoPlan
 
 #: TrainConfig fields that are not options of ``mple train`` or do not change a result.
@@ -60,14 +61,23 @@ def train_command(config: TrainConfig, root: Path) -> str:
     return _join(words)
 
 
-def tc_command(plan: DemoPlan, data: str, out: str, carries_tokenizer: bool = False) -> str:
-    """``mple estimate tc`` on ``data``; a dataset that carries its tokenizer (token-level Synthetic
-    A/B) takes no tokenizer options (the command refuses them)."""
+def controlled_data_command(kind: str, out: str, controlled: ControlledPlan) -> str:
+    """``mple data controlled`` writing the controlled benchmark's dataset of ``kind``."""
+    return _join(["mple", "data", "controlled", "--kind", kind, "--out", out, "--seed", str(controlled.seed),
+                  "--train", str(controlled.train_sentences), "--valid", str(controlled.valid_sentences),
+                  "--test", str(controlled.test_sentences)])
+
+
+def tc_command(plan: DemoPlan, data: str, out: str, max_epochs: int, patience: int,
+               carries_tokenizer: bool = False) -> str:
+    """``mple estimate tc`` on ``data`` with the benchmark's epoch cap and patience; a dataset that
+    carries its tokenizer (token-level Synthetic A/B, the controlled benchmark) takes no tokenizer
+    options (the command refuses them)."""
     tokenizer = [] if carries_tokenizer else ["--tokenizer-kind", plan.tokenizer_kind, "--vocab-size",
                                               str(plan.vocab_size)]
     words = ["mple", "estimate", "tc", "--data", data, "--out", out, "--split", "test", *tokenizer,
              "--size", plan.size, "--max-tokens", str(plan.max_tokens), "--lr", f"{plan.lr:g}", "--max-epochs",
-             str(plan.max_epochs), "--patience", str(plan.patience), "--at-beam", str(plan.at_beam),
+             str(max_epochs), "--patience", str(patience), "--at-beam", str(plan.at_beam),
              "--resamples", str(plan.n_resamples)]
     if plan.max_steps:
         words += ["--budget-steps", str(plan.max_steps)]

@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 
 from . import paper_numbers as paper
+from .controlled import ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE
 
+#: Results of the controlled benchmark's steps are kept under this prefix (``controlled_table1``, ...).
+CONTROLLED_PREFIX = "controlled_"
 UNITS = "C, L_NAT and L_input in bits per target token; L_target = −β × mean sentence BLEU (β = 0.2); BLEU 0–100"
 
 
@@ -57,6 +60,18 @@ def table1_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def controlled_table1_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Table 1 of the controlled benchmark: the exact C beside Ĉ, and each model's NLL above its floor."""
+    header = ["dataset", "exact C", "Ĉ [95% CI]", "recovered", "converged", "NAT − floor", "AT − floor",
+              "BLEU_AT", "BLEU_NAT"]
+    rows = [[r["dataset"], _f(r.get("c_true_bits_per_token"), 3),
+             _f(r["c_bits_per_token"], 3) + _ci(r["ci95_bits_per_token"], 3), "yes" if r.get("recovers") else "no",
+             "yes" if r.get("converged") else "no", _f(r.get("nat_above_floor_bits_per_token"), 3),
+             _f(r.get("at_above_floor_bits_per_token"), 3), _f(r.get("bleu_at")), _f(r.get("bleu_nat"))]
+            for r in result["rows"]]
+    return header, rows
+
+
 def _metrics_rows(results: list[dict[str, Any]], with_input: bool) -> tuple[list[str], list[list[str]]]:
     header = ["method"] + (["L_input"] if with_input else []) + ["L_NAT [95% CI]", "L_target", "L_MPLE [95% CI]"]
     header += ["BLEU (sample)", "BLEU (default)"] if with_input else ["BLEU"]
@@ -87,6 +102,11 @@ def r_text(correlation: dict[str, Any]) -> str:
 
 def terminal_table(step: str, result: dict[str, Any], out: Path) -> str:
     """The short table a person reads on the terminal when ``step`` is done."""
+    if step == CONTROLLED_PREFIX + "table1":
+        return ("Table 1, controlled benchmark (test split; bits/token; the exact C and each model's NLL floor "
+                "computed by enumeration)\n" + _text_table(*controlled_table1_rows(result)))
+    if step.startswith(CONTROLLED_PREFIX):
+        step = step[len(CONTROLLED_PREFIX):]
     if step == "table1":
         return "Table 1 (test split; " + UNITS.split(";")[0] + ")\n" + _text_table(*table1_rows(result))
     if step == "table2":
@@ -267,58 +287,122 @@ def _bleu_only(claim: str, numbers: dict[str, Any], observed: str) -> dict[str, 
     return _finding(claim, UNDECIDED, f"{observed}; {_NO_BLEU_INTERVAL}", numbers)
 
 
+def _table1_findings(t1: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """C orders ``names`` (the expected order) and ΔBLEU follows Ĉ."""
+    found: dict[str, Any] = {}
+    rows = {r["dataset"]: r for r in t1["rows"]}
+    found["c_ordering"] = _c_ordering(rows, names)
+    d = {n: rows[n].get("delta_bleu") for n in names}
+    if None not in d.values():
+        same = sorted(names, key=lambda n: -d[n]) == sorted(names, key=lambda n: -rows[n]["c_bits_per_token"])
+        c_values = {n: rows[n]["c_bits_per_token"] for n in names}
+        found["delta_bleu_follows_c"] = _bleu_only(
+            "ΔBLEU (AT − NAT) grows with C", {"delta_bleu": d, "c_bits_per_token": c_values},
+            f"ΔBLEU = {', '.join(f'{n} {v:.2f}' for n, v in d.items())}: "
+            + ("the order of Ĉ's point estimates" if same else "not the order of Ĉ's point estimates"))
+    return found
+
+
+def _c_recovered(t1: dict[str, Any]) -> dict[str, Any]:
+    """The controlled benchmark: every Ĉ within the tolerance of the exact C, and converged."""
+    claim = (f"Ĉ recovers the exact C on every controlled dataset (within {RELATIVE_TOLERANCE:.0%} or "
+             f"{ABSOLUTE_TOLERANCE:g} bits/token)")
+    numbers = {r["dataset"]: {k: r.get(k) for k in (
+        "c_bits_per_token", "ci95_bits_per_token", "c_true_bits_per_token", "recovers", "converged",
+        "nat_above_floor_bits_per_token", "at_above_floor_bits_per_token")} for r in t1["rows"]}
+    shown = "; ".join(f"{n}: Ĉ {_with_ci(v['c_bits_per_token'], v['ci95_bits_per_token'])}, exact "
+                      f"{_f(v['c_true_bits_per_token'], 3)}" for n, v in numbers.items())
+    missed = [n for n, v in numbers.items() if not v["recovers"]]
+    unconverged = [n for n, v in numbers.items() if not v["converged"]]
+    if missed:
+        gaps = "; ".join(f"{n}: NAT {_f(numbers[n]['nat_above_floor_bits_per_token'], 3)} and AT "
+                         f"{_f(numbers[n]['at_above_floor_bits_per_token'], 3)} bits/token above their floors"
+                         for n in missed)
+        return _finding(claim, NOT_REPRODUCED, f"{shown}: missed on {', '.join(missed)} ({gaps})", numbers)
+    if unconverged:
+        return _finding(claim, UNDECIDED, f"{shown}: within the tolerance, but not converged "
+                                          f"({', '.join(unconverged)})", numbers)
+    return _finding(claim, REPRODUCED, f"{shown}: every estimate within the tolerance, all converged", numbers)
+
+
+def _table2_findings(t2: dict[str, Any], t1: dict[str, Any] | None, main: str, out: Path) -> dict[str, Any]:
+    """Figure 5's two claims, r(L_MPLE, BLEU) < 0, and the BLEU comparisons of Table 2."""
+    found: dict[str, Any] = {}
+    rows = {r["method"]: r for r in _read_metrics(out, t2["methods"])}
+    main_row = next((r for r in (t1 or {}).get("rows", []) if r["dataset"] == main), {})
+    c = {"c_bits_per_token": t2["c_bits_per_token"], "ci95": t2.get("c_ci95"),
+         "converged": bool(main_row.get("converged"))}
+    l_nat = {m: {"l_nat_bits_per_token": r["l_nat_bits_per_token"],
+                 "ci95": (r.get("ci95") or {}).get("l_nat_bits_per_token")} for m, r in rows.items()}
+    found["kd_lowers_l_nat_below_c"], found["all_but_raw_below_c"] = _kd_below_c(c, l_nat)
+    found["r_mple_bleu"] = _negative_r(f"L_MPLE correlates negatively with BLEU (paper: r = {paper.TABLE2_R})",
+                                       t2["correlation"])
+    bleu = {m: r.get("bleu_default") for m, r in rows.items()}
+    l_mple = {m: r["l_mple"] for m, r in rows.items()}
+    best_mple = min(l_mple, key=l_mple.get)
+    best_bleu = max(bleu, key=lambda m: -1 if bleu[m] is None else bleu[m])
+    found["lowest_mple_is_best_bleu"] = _bleu_only(
+        "the method of lowest L_MPLE has the highest BLEU", {"l_mple": l_mple, "bleu": bleu},
+        f"lowest L_MPLE: {best_mple} ({l_mple[best_mple]:.2f}); highest BLEU: {best_bleu} ({_f(bleu[best_bleu])})")
+    found["kd_beats_raw_bleu"] = _bleu_only(
+        "KD beats raw data in BLEU (paper: 20.87 against 11.79)", {"bleu_kd": bleu["kd"], "bleu_raw": bleu["raw"]},
+        f"BLEU: kd {_f(bleu['kd'])}, raw {_f(bleu['raw'])}")
+    return found
+
+
+def _figure1_finding(f1: dict[str, Any]) -> dict[str, Any] | None:
+    points = f1["landscape"]["checkpoints"]
+    if len(points) != 3 or any(p.get("nll") is None or p.get("bleu") is None for p in points):
+        return None
+    mle, glat = points[1], points[2]
+    numbers = {p["label"]: {"nll": p["nll"], "bleu": p["bleu"]} for p in points}
+    return _finding(
+        "MLE fine-tuning reaches the higher log-likelihood, GLAT + KD the higher BLEU (Figure 1)", UNDECIDED,
+        f"NLL (bits/token): MLE {mle['nll']:.3f}, GLAT + KD {glat['nll']:.3f}; BLEU: MLE {mle['bleu']:.2f}, "
+        f"GLAT + KD {glat['bleu']:.2f}; the landscape's values have no interval, so these differences "
+        f"decide nothing", numbers)
+
+
+def controlled_results(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The controlled benchmark's steps, under their own names (``table1``, ...)."""
+    return {k[len(CONTROLLED_PREFIX):]: v for k, v in results.items() if k.startswith(CONTROLLED_PREFIX)}
+
+
+def controlled_main(results: dict[str, dict[str, Any]]) -> str | None:
+    """The controlled benchmark's main dataset (that of its Table 2), from its results."""
+    t2 = controlled_results(results).get("table2")
+    return None if t2 is None else t2.get("dataset")
+
+
 def findings(results: dict[str, dict[str, Any]], out: Path, mode: str = "default") -> dict[str, Any]:
     """Each of the paper's findings this run's results bear on, with a verdict from its intervals
-    (see the comment above); in ``smoke`` mode none: ``{"note": SMOKE_NOTE}``."""
+    (see the comment above), the controlled benchmark's under ``controlled_<name>`` with the check
+    of Ĉ against the exact C; in ``smoke`` mode none: ``{"note": SMOKE_NOTE}``."""
     if mode == "smoke":
         return {"note": SMOKE_NOTE}
     found: dict[str, Any] = {}
+    controlled = controlled_results(results)
+    ct1 = controlled.get("table1")
+    if ct1:
+        found[CONTROLLED_PREFIX + "c_recovered"] = _c_recovered(ct1)
+        # The expected order is the exact C's; a dataset of C = 0 has no order to show (Ĉ ≈ 0 either side).
+        positive = sorted((r for r in ct1["rows"] if r["c_true_bits_per_token"] > 0),
+                          key=lambda r: -r["c_true_bits_per_token"])
+        if len(positive) >= 2:
+            found.update({CONTROLLED_PREFIX + k: v for k, v in
+                          _table1_findings(ct1, [r["dataset"] for r in positive]).items()})
+    if controlled.get("table2"):
+        found.update({CONTROLLED_PREFIX + k: v for k, v in _table2_findings(
+            controlled["table2"], ct1, controlled["table2"]["dataset"], out / "controlled").items()})
+    if controlled.get("figure1") and _figure1_finding(controlled["figure1"]):
+        found[CONTROLLED_PREFIX + "figure1"] = _figure1_finding(controlled["figure1"])
     t1 = results.get("table1")
     if t1:
-        rows = {r["dataset"]: r for r in t1["rows"]}
-        names = ["bundled", "synthetic-b", "synthetic-a"]  # the paper's order: real > B > A
-        found["c_ordering"] = _c_ordering(rows, names)
-        d = {n: rows[n].get("delta_bleu") for n in names}
-        if None not in d.values():
-            same = sorted(names, key=lambda n: -d[n]) == sorted(names, key=lambda n: -rows[n]["c_bits_per_token"])
-            c_values = {n: rows[n]["c_bits_per_token"] for n in names}
-            found["delta_bleu_follows_c"] = _bleu_only(
-                "ΔBLEU (AT − NAT) grows with C", {"delta_bleu": d, "c_bits_per_token": c_values},
-                f"ΔBLEU = {', '.join(f'{n} {v:.2f}' for n, v in d.items())}: "
-                + ("the order of Ĉ's point estimates" if same else "not the order of Ĉ's point estimates"))
-    t2 = results.get("table2")
-    if t2:
-        rows = {r["method"]: r for r in _read_metrics(out, t2["methods"])}
-        bundled = (t1 or {}).get("rows", [])
-        bundled = next((r for r in bundled if r["dataset"] == "bundled"), {})
-        c = {"c_bits_per_token": t2["c_bits_per_token"], "ci95": t2.get("c_ci95"),
-             "converged": bool(bundled.get("converged"))}
-        l_nat = {m: {"l_nat_bits_per_token": r["l_nat_bits_per_token"],
-                     "ci95": (r.get("ci95") or {}).get("l_nat_bits_per_token")} for m, r in rows.items()}
-        found["kd_lowers_l_nat_below_c"], found["all_but_raw_below_c"] = _kd_below_c(c, l_nat)
-        found["r_mple_bleu"] = _negative_r(f"L_MPLE correlates negatively with BLEU (paper: r = {paper.TABLE2_R})",
-                                           t2["correlation"])
-        bleu = {m: r.get("bleu_default") for m, r in rows.items()}
-        l_mple = {m: r["l_mple"] for m, r in rows.items()}
-        best_mple = min(l_mple, key=l_mple.get)
-        best_bleu = max(bleu, key=lambda m: -1 if bleu[m] is None else bleu[m])
-        found["lowest_mple_is_best_bleu"] = _bleu_only(
-            "the method of lowest L_MPLE has the highest BLEU", {"l_mple": l_mple, "bleu": bleu},
-            f"lowest L_MPLE: {best_mple} ({l_mple[best_mple]:.2f}); highest BLEU: {best_bleu} ({_f(bleu[best_bleu])})")
-        found["kd_beats_raw_bleu"] = _bleu_only(
-            "KD beats raw data in BLEU (paper: 20.87 against 11.79)", {"bleu_kd": bleu["kd"], "bleu_raw": bleu["raw"]},
-            f"BLEU: kd {_f(bleu['kd'])}, raw {_f(bleu['raw'])}")
-    f1 = results.get("figure1")
-    if f1:
-        points = f1["landscape"]["checkpoints"]
-        if len(points) == 3 and all(p.get("nll") is not None and p.get("bleu") is not None for p in points):
-            mle, glat = points[1], points[2]
-            numbers = {p["label"]: {"nll": p["nll"], "bleu": p["bleu"]} for p in points}
-            found["figure1"] = _finding(
-                "MLE fine-tuning reaches the higher log-likelihood, GLAT + KD the higher BLEU (Figure 1)", UNDECIDED,
-                f"NLL (bits/token): MLE {mle['nll']:.3f}, GLAT + KD {glat['nll']:.3f}; BLEU: MLE {mle['bleu']:.2f}, "
-                f"GLAT + KD {glat['bleu']:.2f}; the landscape's values have no interval, so these differences "
-                f"decide nothing", numbers)
+        found.update(_table1_findings(t1, ["bundled", "synthetic-b", "synthetic-a"]))  # the paper's order
+    if results.get("table2"):
+        found.update(_table2_findings(results["table2"], t1, "bundled", out))
+    if results.get("figure1") and _figure1_finding(results["figure1"]):
+        found["figure1"] = _figure1_finding(results["figure1"])
     t3 = results.get("table3")
     if t3:
         found["table3_r"] = _stronger_with_sample(t3["correlation_sample"], t3["correlation_default"])
@@ -403,6 +487,60 @@ def _discussion(f: dict[str, Any], paragraph) -> str:
     return f"*{f['note']}*" if "note" in f else paragraph()
 
 
+def _controlled_markdown(results: dict[str, Any], f: dict[str, Any], plan: dict[str, Any], out: Path) -> list[str]:
+    """Part 1 of report.md: the controlled benchmark's tables and figures with the truth beside them."""
+    controlled = controlled_results(results)
+    cf = {k[len(CONTROLLED_PREFIX):]: v for k, v in f.items() if k.startswith(CONTROLLED_PREFIX)}
+    if "note" in f:
+        cf = {"note": f["note"]}
+    c_plan = plan["controlled"]
+    lines = ["## Part 1: the controlled benchmark (exact truth)", "",
+             f"Generated translation tasks (`mple data controlled`, {c_plan['train_sentences']} training pairs, "
+             f"{c_plan['test_sentences']} test pairs, 3 independent extra references) whose P(Y | X) is a finite "
+             f"list, so that C and each model family's NLL floor are computed exactly: `none` is deterministic "
+             f"(C = 0), `phrasing` picks one of two registers per sentence (the modes KD collapses), `reordering` "
+             f"places modifiers after their nouns in half the sentences (what OaXE absorbs), `insertion` adds a "
+             f"particle that shifts the rest (what AXE absorbs), `mixed` does all three. The models are those of "
+             f"the bundled corpus with an epoch cap of {c_plan['max_epochs']} and patience {c_plan['patience']}. "
+             f"See docs/reproduction.md for what each kind tests.", ""]
+    t1 = controlled.get("table1")
+    if t1:
+        header, rows = controlled_table1_rows(t1)
+        lines += ["### Table 1: Ĉ against the exact C", "",
+                  "Test split, bits/token. *NAT − floor* and *AT − floor*: how far each model's NLL lies above the "
+                  "lowest its family can reach on this data (the NAT's: the per-position entropies; the AT's: "
+                  "H(Y | X)); *converged* is the estimator's own flag (its NLLs stopped falling), which a model on a "
+                  "plateau also earns.", "", _md_table(header, rows), ""]
+        if "c_recovered" in cf:
+            lines.append(" ".join(_verdict(cf[k]) for k in ("c_recovered", "c_ordering", "delta_bleu_follows_c")
+                                  if k in cf))
+            lines.append("")
+        elif "note" in cf:
+            lines += [f"*{cf['note']}*", ""]
+    t2 = controlled.get("table2")
+    if t2:
+        header, rows = _metrics_rows(_read_metrics(out / "controlled", t2["methods"]), False)
+        lines += [f"### Table 2 and Figure 5 on `{t2['dataset']}`", "", _md_table(header, rows), "",
+                  f"Pearson r(L_MPLE, BLEU) = {r_text(t2['correlation'])}.", "",
+                  *([f"![L_MPLE against BLEU](controlled/{t2['correlation']['figure']})", ""]
+                    if t2["correlation"]["figure"] else []),
+                  f"![Figure 5 on the controlled benchmark](controlled/{t2['figure5']})", ""]
+        if "note" in cf:
+            lines += [f"*{cf['note']}*", ""]
+        else:
+            lines += [" ".join(_verdict(cf[k]) for k in ("kd_lowers_l_nat_below_c", "all_but_raw_below_c",
+                                                         "r_mple_bleu", "lowest_mple_is_best_bleu",
+                                                         "kd_beats_raw_bleu") if k in cf), ""]
+    f1 = controlled.get("figure1")
+    if f1:
+        header, rows = figure1_rows(f1)
+        lines += [f"### Figure 1 on `{(t2 or {}).get('dataset', '')}`", "", _md_table(header, rows), "",
+                  f"![Figure 1 on the controlled benchmark](controlled/{f1['figure']})", ""]
+        if "note" not in cf:
+            lines += [_discussion_figure1(cf.get("figure1")), ""]
+    return lines
+
+
 def render_markdown(report: dict[str, Any], out: Path) -> str:
     """``report.md`` from the ``report.json`` document ``report``."""
     plan, results, f = report["plan"], report["results"], report["findings"]
@@ -430,6 +568,9 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
              f"{report['machine']['torch_threads']} torch threads, GPU: {report['machine']['cuda'] or 'none'}.",
              "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if k != "build") + ".",
              ""]
+    if controlled_results(results):
+        lines += _controlled_markdown(results, f, plan, out)
+        lines += ["## Part 2: the bundled corpus", ""]
     if "table1" in results:
         header, rows = table1_rows(results["table1"])
         lines += ["## Table 1: C and the AT–NAT gap", "", "Measured (test split, BLEU against all the references):",

@@ -1,6 +1,10 @@
 """The demo's steps, each a call of the package's own estimators on runs it trains (or reuses).
 
-Work is shared the way the paper's experiments share it: the MLE NAT of Table 1 (bundled corpus) is
+Each step runs on the benchmark of its workspace view (:class:`.workspace.Benchmark`): the
+controlled benchmark (under ``controlled/``, its main dataset the mixed kind) and then the bundled
+corpus (at the top of the work directory, its main dataset the bundled sample).
+
+Work is shared the way the paper's experiments share it: the MLE NAT of Table 1 (main dataset) is
 Table 2's raw row, Figure 1's origin θ0 and the start of both fine-tunes; the AT of Table 1 is the
 KD teacher; the KD NAT is OaXE's starting point (Appendix G) and the frozen vanilla NAT of the
 input predictor (Table 3).  Every NAT of Tables 2 and 3 copies the schedule of Table 1's NAT (batch
@@ -31,7 +35,8 @@ from ..estimators.total_correlation import json_ready
 from ..landscape import LandscapeSettings, run_landscape
 from ..landscape import summary as landscape_summary
 from ..train import TrainConfig
-from .corpus import DATASETS, corpus_counts, dataset_paths
+from .controlled import recovers, truth_columns
+from .corpus import corpus_counts
 from .workspace import Workspace
 
 #: Table 3's proxy inputs (all with KD targets), in the paper's order.
@@ -40,26 +45,32 @@ TABLE3_INPUTS: tuple[str, ...] = ("cmlm", "cmlm-fixed", "glat", "glat-lev", "gla
 
 # ----------------------------------------------------------------------------- shared runs
 def datasets(ws: Workspace) -> dict[str, Path]:
-    """The three datasets' directories (written once, by the pipeline, before the first step)."""
-    return dataset_paths(ws.path("data"))
+    """The benchmark's datasets (written once, by the pipeline, before the first step)."""
+    return ws.benchmark.paths()
+
+
+def main_data(ws: Workspace) -> Path:
+    """The dataset of KD, Table 2 and Figure 1."""
+    return datasets(ws)[ws.benchmark.main]
 
 
 def tc_settings(ws: Workspace, name: str) -> TCTrainingSettings:
-    plan = ws.plan
+    plan, bench = ws.plan, ws.benchmark
     return TCTrainingSettings(data=str(datasets(ws)[name]), out=str(ws.path("table1", name)),
                               tokenizer_kind=plan.tokenizer_kind, vocab_size=plan.vocab_size, size=plan.size,
-                              max_tokens=plan.max_tokens, lr=plan.lr, max_epochs=plan.max_epochs, budget_steps=plan.max_steps, patience=plan.patience,
+                              max_tokens=plan.max_tokens, lr=plan.lr, max_epochs=bench.max_epochs,
+                              budget_steps=plan.max_steps, patience=bench.patience,
                               device=plan.device, quiet=plan.quiet)
 
 
 def mle_nat(ws: Workspace) -> Path:
-    """Table 1's NAT on the bundled sample: the raw row of Table 2 and θ0 of Figure 1."""
-    return ws.path("table1", "bundled", "seed1", "nat")
+    """Table 1's NAT on the main dataset: the raw row of Table 2 and θ0 of Figure 1."""
+    return ws.path("table1", ws.benchmark.main, "seed1", "nat")
 
 
 def teacher(ws: Workspace) -> Path:
-    """Table 1's AT on the bundled sample: the KD teacher."""
-    return ws.path("table1", "bundled", "seed1", "at")
+    """Table 1's AT on the main dataset: the KD teacher."""
+    return ws.path("table1", ws.benchmark.main, "seed1", "at")
 
 
 def kd_dir(ws: Workspace) -> Path:
@@ -99,7 +110,7 @@ def metrics_of(ws: Workspace, run: Path, name: str, input_predictor: Path | None
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     settings = ProxyMetricSettings(split="test", n_resamples=ws.plan.n_resamples)
-    result = proxy_metrics(run, datasets(ws)["bundled"], settings, input_predictor=input_predictor,
+    result = proxy_metrics(run, main_data(ws), settings, input_predictor=input_predictor,
                            device=ws.plan.device)
     result["method"] = name
     atomic_write_text(path, json.dumps(json_ready(result), indent=1) + "\n")
@@ -123,24 +134,30 @@ def correlation_of(ws: Workspace, rows: list[corr.MethodResult], bleu: str, figu
 
 # ----------------------------------------------------------------------------- Table 1
 def table1(ws: Workspace) -> dict[str, Any]:
-    """Ĉ and ΔBLEU on the bundled sample and its Synthetic A and B versions, one family and budget."""
+    """Ĉ and ΔBLEU on each dataset of the benchmark, one family and budget; on the controlled
+    benchmark with the exact C and each model's NLL floor beside the estimate."""
     rows = []
-    for name in DATASETS:
+    for name, data in datasets(ws).items():
         ws.echo(f"  Ĉ of {name}: training an MLE NAT and AT")
         report = estimate_tc_by_training(tc_settings(ws, name), split="test", at_beam=ws.plan.at_beam,
                                          n_resamples=ws.plan.n_resamples)
         extra = report.extra
-        rows.append({"dataset": name, **report.estimate.to_dict(),
-                     **{k: extra.get(k) for k in ("bleu_at", "bleu_nat", "delta_bleu", "bleu_signature",
-                                                  "converged", "convergence_note", "training")},
-                     "tc_json": f"table1/{name}/tc.json", "data": corpus_counts(datasets(ws)[name])})
+        row = {"dataset": name, **report.estimate.to_dict(),
+               **{k: extra.get(k) for k in ("bleu_at", "bleu_nat", "delta_bleu", "bleu_signature",
+                                            "converged", "convergence_note", "training")},
+               "tc_json": str(ws.path("table1", name, "tc.json").relative_to(ws.out)), "data": corpus_counts(data)}
+        if ws.benchmark.exact_truth:
+            row.update(truth_columns(data, "test", row.get("nll_nat_bits_per_token"), row.get("nll_at_bits_per_token")))
+            row["recovers"] = row["c_bits_per_token"] is not None and recovers(row["c_bits_per_token"],
+                                                                              row["c_true_bits_per_token"])
+        rows.append(row)
     return {"rows": rows}
 
 
 # ----------------------------------------------------------------------------- KD
 def knowledge_distillation(ws: Workspace) -> dict[str, Any]:
     ws.echo(f"  translating every split with the AT teacher (beam {ws.plan.kd_beam})")
-    manifest = distill(teacher(ws), datasets(ws)["bundled"], kd_dir(ws), options=DecodeOptions(beam=ws.plan.kd_beam),
+    manifest = distill(teacher(ws), main_data(ws), kd_dir(ws), options=DecodeOptions(beam=ws.plan.kd_beam),
                        device=ws.plan.device, quiet=ws.plan.quiet)
     return {"kd": str(kd_dir(ws)), "teacher": str(teacher(ws)), "beam": ws.plan.kd_beam,
             "manifest": {k: manifest.get(k) for k in ("splits", "teacher", "decode") if k in manifest}}
@@ -162,7 +179,7 @@ def table2_methods(ws: Workspace) -> list[tuple[str, TrainConfig | None]]:
 def table2(ws: Workspace, c_bits_per_token: float, c_ci95: list[float] | None,
            converged: bool | None = None, convergence_note: str | None = None) -> dict[str, Any]:
     """Raw, KD, KD + AXE (each τ) and KD + OaXE: L_NAT, L_target, L_MPLE, BLEU and r; Figure 5
-    (with C of Table 1's bundled row, marked when it has not converged)."""
+    (with C of Table 1's row of the main dataset, marked when it has not converged)."""
     runs, names = {}, []
     for name, config in table2_methods(ws):
         run = mle_nat(ws) if config is None else Path(config.out)
@@ -175,10 +192,11 @@ def table2(ws: Workspace, c_bits_per_token: float, c_ci95: list[float] | None,
     correlation = correlation_of(ws, rows, "default", "table2_mple_vs_bleu.png")
     line = corr.TotalCorrelationLine(c_bits_per_token=c_bits_per_token,
                                      ci95_bits_per_token=None if c_ci95 is None else tuple(c_ci95),
-                                     signature=None, path="table1/bundled/tc.json", converged=converged,
+                                     signature=None, path=f"table1/{ws.benchmark.main}/tc.json", converged=converged,
                                      convergence_note=convergence_note)
     atomic_write_bytes(ws.path("figures", "figure5_l_nat_vs_c.png"), figure5_plot(rows, line))
-    return {"methods": names, "runs": runs, "metrics": {n: f"metrics/{n}.json" for n in names},
+    return {"dataset": ws.benchmark.main, "methods": names, "runs": runs,
+            "metrics": {n: f"metrics/{n}.json" for n in names},
             "correlation": correlation, "figure5": "figures/figure5_l_nat_vs_c.png",
             "c_bits_per_token": c_bits_per_token, "c_ci95": c_ci95}
 
@@ -206,7 +224,7 @@ def figure1(ws: Workspace) -> dict[str, Any]:
         if not link.is_symlink():
             link.symlink_to(os.path.relpath(target, links), target_is_directory=True)
     settings = LandscapeSettings(checkpoints=[str(links / label / "best.pt") for label in sources],
-                                 data=str(datasets(ws)["bundled"]), out=str(ws.path("figure1", "landscape")),
+                                 data=str(main_data(ws)), out=str(ws.path("figure1", "landscape")),
                                  split="valid", grid=ws.plan.landscape_grid, margin=ws.plan.landscape_margin,
                                  metrics="nll,bleu", max_sentences=ws.plan.landscape_sentences,
                                  device=ws.plan.device, quiet=ws.plan.quiet)
@@ -276,7 +294,7 @@ def dynamic_kd(ws: Workspace) -> dict[str, Any]:
     second_config = second_teacher_config(ws)
     second = train_run(ws, second_config)
     ws.echo("  translating with both teachers (KD candidates)")
-    distill([teacher(ws), Path(second_config.out)], datasets(ws)["bundled"], candidates_dir(ws),
+    distill([teacher(ws), Path(second_config.out)], main_data(ws), candidates_dir(ws),
             options=DecodeOptions(beam=ws.plan.kd_beam), device=ws.plan.device, quiet=ws.plan.quiet,
             names=list(CANDIDATE_NAMES))
     runs = {"teacher-narrow": second}

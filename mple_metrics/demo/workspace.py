@@ -9,9 +9,11 @@ another plan is refused: mixing them would report numbers that no single plan pr
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,32 @@ from .plan import DemoPlan
 PLAN_FILE = "plan.json"
 
 
+@dataclass(frozen=True)
+class Benchmark:
+    """The datasets a group of steps runs on: Table 1 on each of ``datasets`` (in its order), KD,
+    Table 2 and Figure 1 on ``main``.  Its models from scratch train for at most ``max_epochs`` with
+    early stopping after ``patience`` validations without improvement.  ``exact_truth``: the
+    datasets carry their exact C (controlled benchmark), which Table 1 puts beside each estimate."""
+
+    name: str
+    datasets: tuple[tuple[str, Path], ...]
+    main: str
+    max_epochs: int
+    patience: int
+    exact_truth: bool = False
+
+    def paths(self) -> dict[str, Path]:
+        return dict(self.datasets)
+
+
 class Workspace:
     """``out`` (made absolute) for ``plan``; ``echo`` prints a line unless the plan is quiet."""
 
     def __init__(self, out: str | Path, plan: DemoPlan) -> None:
         self.out = Path(out).resolve()
+        self.root = self.out  # where this view's runs and results live (see scoped)
         self.plan = plan
+        self.benchmark: Benchmark | None = None
         self.out.mkdir(parents=True, exist_ok=True)
         saved = self.out / PLAN_FILE
         identity = json_ready(plan.identity())
@@ -40,8 +62,16 @@ class Workspace:
         else:
             atomic_write_text(saved, json.dumps(identity, indent=1) + "\n")
 
+    def scoped(self, subdirectory: str, benchmark: Benchmark) -> Workspace:
+        """A view of this work directory whose runs and results live under ``subdirectory`` (``""``:
+        the top) and whose steps run on ``benchmark``."""
+        view = copy.copy(self)
+        view.root = self.out / subdirectory if subdirectory else self.out
+        view.benchmark = benchmark
+        return view
+
     def path(self, *parts: str) -> Path:
-        return self.out.joinpath(*parts)
+        return self.root.joinpath(*parts)
 
     def echo(self, line: str) -> None:
         if not self.plan.quiet:
