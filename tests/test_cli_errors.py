@@ -204,6 +204,8 @@ BAD_ARGUMENTS = [
      r"vocab.size"),
     ("train-min-updates-negative", ["train", "--data", "{data}", "--model", "at", "--out", "{new}",
                                     "--min-updates", "-1"], r"--min-updates must be an integer >= 0"),
+    ("train-min-delta-negative", ["train", "--data", "{data}", "--model", "at", "--out", "{new}",
+                                  "--min-delta", "-0.5"], r"--min-delta"),
     ("train-schedule-bogus", ["train", "--data", "{data}", "--model", "at", "--out", "{new}", "--schedule", "slow"],
      r"--schedule"),
     ("train-model-arg-without-value", ["train", "--data", "{data}", "--model", "at", "--out", "{new}",
@@ -280,6 +282,8 @@ BAD_ARGUMENTS = [
     # mple estimate tc
     ("estimate-no-estimator", ["estimate"], r"ESTIMATOR"),
     ("estimate-tc-no-data", ["estimate", "tc", "--out", "{new}"], r"--data is required"),
+    ("estimate-tc-min-delta-negative", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--min-delta", "-1"],
+     r"--min-delta"),
     ("estimate-tc-out-file", ["estimate", "tc", "--data", "{data}", "--out", "{file}"], r"--out.*not a directory"),
     ("estimate-tc-nat-without-at", ["estimate", "tc", "--data", "{data}", "--out", "{new}", "--nat", "{ckpt}"],
      r"--nat and --at go together"),

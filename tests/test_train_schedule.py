@@ -170,3 +170,35 @@ def test_early_stopping_waits_for_min_updates(data_dir, tmp_path, monkeypatch):
     calls.clear()
     summary = Trainer(dataclasses.replace(config, out=str(tmp_path / "nowait"), min_updates=0)).train()
     assert summary["stopped_early"] and summary["steps"] == 4
+
+
+def test_min_delta_stops_a_run_whose_gains_are_below_it(data_dir, tmp_path, monkeypatch):
+    """Validation NLLs 10, 9.9995, 9.999, ... keep improving by 0.0005 bits/token: patience 2 never
+    stops them with min_delta 0, stops them at the third validation with min_delta 0.001 (two
+    validations that do not better 10 by more than 0.001), and best.pt still holds the lowest NLL."""
+    real_validate = trainer_module.validate
+    calls = []
+
+    def creeping(*args, **kwargs):
+        metrics = real_validate(*args, **kwargs)
+        metrics["nll_bits_per_token"] = 10.0 - 0.0005 * len(calls)
+        calls.append(1)
+        return metrics
+
+    monkeypatch.setattr(trainer_module, "validate", creeping)
+    config = tiny_config(data_dir, tmp_path / "plain", max_steps=12, valid_every_steps=2, patience=2,
+                         min_updates=0, valid_bleu=False)
+    summary = Trainer(config).train()
+    assert not summary["stopped_early"] and summary["steps"] == 12
+    calls.clear()
+    out = tmp_path / "delta"
+    summary = Trainer(dataclasses.replace(config, out=str(out), min_delta=0.001)).train()
+    assert summary["stopped_early"] and summary["steps"] == 6  # validations at 2 (counted), 4, 6
+    best = load_checkpoint(out / "best.pt")
+    assert best["progress"]["step"] == 6 and best["best"]["nll"] == pytest.approx(10.0 - 0.001)
+    calls.clear()
+    # A gain above min_delta resets the patience: 0.0015 per validation never stops.
+    monkeypatch.setattr(trainer_module, "validate", lambda *a, **k: {**real_validate(*a, **k),
+                        "nll_bits_per_token": 10.0 - 0.0015 * len(calls.append(1) or calls)})
+    summary = Trainer(dataclasses.replace(config, out=str(tmp_path / "gaining"), min_delta=0.001)).train()
+    assert not summary["stopped_early"]

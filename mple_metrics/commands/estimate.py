@@ -52,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="update cap of each model instead of an epoch cap")
     train.add_argument("--patience", type=argument_types.positive_int, default=None,
                        help="early stop after this many validations without a better NLL (default: 3)")
+    train.add_argument("--min-delta", type=argument_types.non_negative_float, default=None,
+                       help="bits/token an epoch must gain to count as better for --patience (default: 0.001)")
     train.add_argument("--lr", type=argument_types.positive_float, default=None,
                        help="peak learning rate (default: 2e-3 tiny, 1e-3 small, 5e-4 base)")
     train.add_argument("--max-tokens", type=argument_types.positive_int, default=None,
@@ -90,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 TRAINING_OPTIONS: tuple[tuple[str, str], ...] = (
     ("tokenizer_kind", "--tokenizer-kind"), ("vocab_size", "--vocab-size"), ("size", "--size"),
     ("seeds", "--seeds"), ("max_epochs", "--max-epochs"), ("budget_steps", "--budget-steps"),
-    ("patience", "--patience"), ("lr", "--lr"), ("max_tokens", "--max-tokens"))
+    ("patience", "--patience"), ("min_delta", "--min-delta"), ("lr", "--lr"), ("max_tokens", "--max-tokens"))
 #: Options that only the score-file form uses.
 SCORE_FILE_OPTIONS: tuple[tuple[str, str], ...] = (
     ("scores_unit", "--scores-unit"), ("scores_sign", "--scores-sign"), ("tokens", "--tokens"))

@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        ("weight_decay", float), ("label_smoothing", float),
                        ("dropout", float), ("clip_norm", float), ("length_loss_weight", float),
                        ("valid_every_steps", int), ("valid_bleu_max_sentences", int),
-                       ("valid_beam", int), ("patience", int), ("keep_best", int),
+                       ("valid_beam", int), ("patience", int), ("min_delta", float), ("keep_best", int),
                        ("save_every_steps", int), ("log_every", int), ("seed", argument_types.seed),
                        ("max_positions", int)):
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name),

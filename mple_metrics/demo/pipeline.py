@@ -150,12 +150,13 @@ def run_demo(out: str | Path, plan: DemoPlan) -> dict[str, Any]:
 
     bundled_paths = prepare_corpora(ws.path("data"), plan.corpus, vocab_size=plan.vocab_size)
     bundled = ws.scoped("", Benchmark("bundled", tuple(bundled_paths.items()), "bundled", plan.max_epochs,
-                                      plan.patience))
+                                      plan.patience, plan.skip_penalties))
     if plan.controlled is not None:
         controlled_paths = prepare_controlled(ws.path("controlled", "data"), plan.controlled)
         controlled = ws.scoped("controlled", Benchmark("controlled", tuple(controlled_paths.items()),
                                                        plan.controlled.main, plan.controlled.max_epochs,
-                                                       plan.controlled.patience, exact_truth=True))
+                                                       plan.controlled.patience, plan.controlled.skip_penalties,
+                                                       exact_truth=True))
         views.append(controlled)
         tables_1_2_and_figure_1(controlled, "controlled benchmark")
     views.append(bundled)

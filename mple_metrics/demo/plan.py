@@ -94,7 +94,7 @@ def make_plan(mode: str = "default", *, budget_minutes: float | None = None, siz
                         kd_beam=2, at_beam=2, landscape_grid="3x3", landscape_sentences=24, n_resamples=100,
                         max_steps=6, quiet=quiet,
                         controlled=ControlledPlan(train_sentences=240, valid_sentences=40, test_sentences=48,
-                                                  max_epochs=2, patience=1))
+                                                  train_sentences_by_kind=(), max_epochs=2, patience=1))
     elif mode == "full":
         plan = DemoPlan(mode=mode, budget_minutes=FULL_BUDGET_MINUTES, size=size, device=device,
                         corpus=CorpusPlan(train_sentences=6000, valid_sentences=600, test_sentences=1000),

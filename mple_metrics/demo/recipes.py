@@ -64,7 +64,7 @@ def train_command(config: TrainConfig, root: Path) -> str:
 def controlled_data_command(kind: str, out: str, controlled: ControlledPlan) -> str:
     """``mple data controlled`` writing the controlled benchmark's dataset of ``kind``."""
     return _join(["mple", "data", "controlled", "--kind", kind, "--out", out, "--seed", str(controlled.seed),
-                  "--train", str(controlled.train_sentences), "--valid", str(controlled.valid_sentences),
+                  "--train", str(controlled.train_size(kind)), "--valid", str(controlled.valid_sentences),
                   "--test", str(controlled.test_sentences)])
 
 

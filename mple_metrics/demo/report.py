@@ -495,7 +495,8 @@ def _controlled_markdown(results: dict[str, Any], f: dict[str, Any], plan: dict[
         cf = {"note": f["note"]}
     c_plan = plan["controlled"]
     lines = ["## Part 1: the controlled benchmark (exact truth)", "",
-             f"Generated translation tasks (`mple data controlled`, {c_plan['train_sentences']} training pairs, "
+             f"Generated translation tasks (`mple data controlled`, {c_plan['train_sentences']} training pairs"
+             + "".join(f" ({n} for {k})" for k, n in c_plan["train_sentences_by_kind"]) + ", "
              f"{c_plan['test_sentences']} test pairs, 3 independent extra references) whose P(Y | X) is a finite "
              f"list, so that C and each model family's NLL floor are computed exactly: `none` is deterministic "
              f"(C = 0), `phrasing` picks one of two registers per sentence (the modes KD collapses), `reordering` "
@@ -547,7 +548,9 @@ def render_markdown(report: dict[str, Any], out: Path) -> str:
     corpus = plan["corpus"]
     lines = [f"# mple demo: the paper in miniature ({plan['mode']} mode)", "",
              f"Huang et al., *On the Learning of Non-Autoregressive Transformers* (ICML 2022), reproduced at small "
-             f"scale on the bundled Spanish→English Bible corpus by the package's own estimators. Units: {UNITS}.",
+             + ("scale, first on a controlled benchmark whose C is known exactly (Part 1), then "
+                if controlled_results(results) else "scale ")
+             + f"on the bundled Spanish→English Bible corpus by the package's own estimators. Units: {UNITS}.",
              "", "## Setup", "",
              f"- **Data**: a sample of the bundled corpus, verses of at most {corpus['max_words']} words on both sides: "
              f"{_split_sizes(results)} (seed {corpus['seed']}); valid and test keep all their English references (the target and its independent extra references). "

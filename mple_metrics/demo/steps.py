@@ -169,7 +169,7 @@ def table2_methods(ws: Workspace) -> list[tuple[str, TrainConfig | None]]:
     kd = [str(kd_dir(ws))]
     base = mle_nat(ws)
     methods: list[tuple[str, TrainConfig | None]] = [("raw", None), ("kd", derived_config(ws, base, "kd", target="kd", kd=kd))]
-    for tau in ws.plan.skip_penalties:
+    for tau in ws.benchmark.skip_penalties:
         methods.append((f"kd+axe(tau={tau:g})",
                         derived_config(ws, base, f"axe-tau{tau:g}", target="axe", kd=kd, skip_penalty=float(tau))))
     methods.append(("kd+oaxe", fine_tune(ws, ws.path("nat", "kd"), "oaxe", ws.plan.oaxe_epochs, target="oaxe", kd=kd)))

@@ -36,7 +36,7 @@ INPUT_OPTIONS: dict[str, tuple[str, ...]] = {
 #: Settings that may differ when a run is resumed (they do not change what a step computes).
 #: ``out`` is where the run is now: a moved or copied run directory resumes.
 RESUMABLE_OVERRIDES: frozenset[str] = frozenset({
-    "max_steps", "max_epochs", "quiet", "log_every", "patience", "save_every_steps", "resume",
+    "max_steps", "max_epochs", "quiet", "log_every", "patience", "min_delta", "save_every_steps", "resume",
     "valid_bleu_max_sentences", "valid_bleu", "device", "out", "min_updates", "schedule_derivation",
 })
 
@@ -62,7 +62,7 @@ _FLOAT_RANGES: dict[str, tuple[float, bool]] = {  # float settings: (bound, boun
     "lr": (0.0, False), "warmup_init_lr": (0.0, True), "adam_eps": (0.0, False),
     "weight_decay": (0.0, True), "clip_norm": (0.0, True), "length_loss_weight": (0.0, True),
     "skip_penalty": (0.0, True), "pred_length_scale": (1.0, True), "beta": (0.0, True),
-    "mask_head_weight": (0.0, True),
+    "mask_head_weight": (0.0, True), "min_delta": (0.0, True),
 }
 _UNIT_INTERVAL: tuple[str, ...] = ("label_smoothing", "dropout")  # [0, 1)
 MAX_SEED = 2 ** 63
@@ -104,6 +104,9 @@ class TrainConfig:
     ``valid_every_steps`` (NLL, and BLEU of greedy/beam outputs unless ``valid_bleu`` is False,
     on the first ``valid_bleu_max_sentences`` sentences, 0 = all); early stop after ``patience``
     validations without a better validation NLL (0 = never), never before update ``min_updates``;
+    with ``min_delta`` > 0 a validation counts as better for the patience only where it betters the
+    last one so counted by more than ``min_delta`` (the selection metric's units: bits/token for
+    NLL), while ``best.pt`` keeps the lowest value whatever the margin;
     ``keep_best`` checkpoints kept and averaged; ``save_every_steps`` extra ``last.pt`` writes
     between validations; ``select_metric`` what "better" means (see
     ``SELECT_METRICS``); ``lr_schedule`` inverse-sqrt or constant (``lr`` after the warmup).
@@ -151,6 +154,7 @@ class TrainConfig:
     valid_bleu: bool = True
     valid_beam: int = 1
     patience: int = 5
+    min_delta: float = 0.0
     min_updates: int | None = None
     keep_best: int = 3
     save_every_steps: int = 0

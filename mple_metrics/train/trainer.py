@@ -108,9 +108,10 @@ class Trainer:
         self._validated_step: int | None = None  # update of the last validation (from a checkpoint)
         self._resumed_metrics: dict[str, Any] = {}
         # value: the selection metric oriented lower-is-better (-BLEU for bleu); nll: the
-        # reference NLL at the best step; top: [[value, step, file], ...] of the kept checkpoints.
+        # reference NLL at the best step; top: [[value, step, file], ...] of the kept checkpoints;
+        # counted: the value of the last validation that reset the patience (min_delta).
         self.best: dict[str, Any] = {"metric": config.selection_metric, "value": None, "nll": None,
-                                     "step": None, "bad_validations": 0, "top": []}
+                                     "step": None, "bad_validations": 0, "top": [], "counted": None}
         self.history: list[dict[str, Any]] = []
         self._saved_config: TrainConfig | None = None  # the settings of the run resumed
         resume_payload = self._resume_payload()
@@ -492,8 +493,12 @@ class Trainer:
             value = self._selection_value(metrics)
             improved = self.best["value"] is None or value < self.best["value"]
             if improved:
-                self.best.update(value=value, nll=metrics["nll_bits_per_token"], step=self.progress.step,
-                                 bad_validations=0)
+                self.best.update(value=value, nll=metrics["nll_bits_per_token"], step=self.progress.step)
+            # The patience counts validations that do not better the last counted one by min_delta
+            # (any improvement when it is 0); runs saved before min_delta count from their best.
+            counted = self.best.get("counted", self.best["value"] if not improved else None)
+            if counted is None or value < counted - c.min_delta:
+                self.best.update(counted=value, bad_validations=0)
             else:
                 self.best["bad_validations"] += 1
             metrics["best_nll_bits_per_token"] = self.best["nll"]
