@@ -91,6 +91,7 @@ def test_report_numbers_are_the_estimators_outputs(smoke):
         assert row["c_bits_per_token"] == tc["c_bits_per_token"]
     main_row = next(r for r in controlled if r["dataset"] == report["plan"]["controlled"]["main"])
     assert report["results"]["controlled_table2"]["c_bits_per_token"] == main_row["c_bits_per_token"]
+    assert report["results"]["controlled_table2"]["c_true_bits_per_token"] == main_row["c_true_bits_per_token"]
     landscape = report["results"]["figure1"]["landscape"]
     assert [p["label"] for p in landscape["checkpoints"]] == ["θ0 (mle-nat)", "θ1 (mle-fine-tuned)",
                                                             "θ2 (glat-kd-fine-tuned)"]
@@ -135,6 +136,7 @@ def test_budget_scales_the_sample_and_epochs_and_is_recorded():
     larger = make_plan("default", budget_minutes=4 * default.budget_minutes)
     assert larger.corpus.train_sentences == 2 * default.corpus.train_sentences
     assert larger.max_epochs == 2 * default.max_epochs
+    assert larger.controlled == default.controlled  # the controlled benchmark is a fixed check
     assert make_plan("full").full and not default.full
     with pytest.raises(ValueError, match="mode must be one of"):
         make_plan("huge")

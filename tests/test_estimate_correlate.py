@@ -573,6 +573,10 @@ def test_fig5_refuses_c_of_other_data_and_marks_an_unconverged_c(measured, tmp_p
     converged = figure5_figure(read_results(paths), read_tc_json(_tc_json(tmp_path / "tc-ok", data, "valid", 8,
                                                                           True))).axes[0]
     assert "converged" not in converged.get_title()
+    # A known C (controlled benchmark) is drawn as its own line, at its value, and named in the legend.
+    exact = figure5_figure(read_results(paths), line, exact_c=0.6127).axes[0]
+    assert any(text.get_text() == "exact C = 0.613 bits/token" for text in exact.get_legend().get_texts())
+    assert any(list(l.get_ydata()) == [0.6127, 0.6127] and l.get_linestyle() == ":" for l in exact.get_lines())
 
 
 # -- figure files and labels ----------------------------------------------------------------------

@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--smoke", action="store_true", help="every step on a few hundred sentences (~1 minute)")
     mode.add_argument("--full", action="store_true", help="add Table 3 and dynamic KD (larger budget)")
     p.add_argument("--budget-minutes", type=argument_types.positive_float, default=None,
-                   help="scale the sample and epoch caps to this budget (default: 25, --full 90; not with "
-                        "--smoke, whose plan is fixed)")
+                   help="scale the bundled corpus' sample and epoch caps to this budget (default: 25, --full "
+                        "90; the controlled benchmark does not scale; not with --smoke, whose plan is fixed)")
     p.add_argument("--size", choices=("tiny", "small", "base"), default="tiny", help="model size (default: tiny)")
     p.add_argument("--device", type=argument_types.device, default="cpu")
     p.add_argument("--no-controlled", action="store_true",

@@ -87,7 +87,7 @@ def _commands(ws: Workspace, done: dict[str, dict[str, Any]]) -> list[str]:
 def _own_steps(done: dict[str, dict[str, Any]], controlled: bool) -> dict[str, dict[str, Any]]:
     """The steps of one benchmark, under their own names."""
     if controlled:
-        return {k[len(CONTROLLED_PREFIX):]: v for k, v in done.items() if k.startswith(CONTROLLED_PREFIX)}
+        return report.controlled_results(done)
     return {k: v for k, v in done.items() if not k.startswith(CONTROLLED_PREFIX)}
 
 
@@ -144,7 +144,7 @@ def run_demo(out: str | Path, plan: DemoPlan) -> dict[str, Any]:
             lambda: steps.knowledge_distillation(view))
         run(view, "table2", f"Table 2 and Figure 5 ({where}: {main}): proxy targets",
             lambda: steps.table2(view, row["c_bits_per_token"], row["ci95_bits_per_token"],
-                                 row.get("converged"), row.get("convergence_note")))
+                                 row.get("converged"), row.get("convergence_note"), row.get("c_true_bits_per_token")))
         run(view, "figure1", f"Figure 1 ({where}: {main}): the landscape of MLE and GLAT + KD fine-tunes",
             lambda: steps.figure1(view))
 

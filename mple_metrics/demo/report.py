@@ -166,7 +166,8 @@ def _finding(claim: str, verdict: str, basis: str, numbers: dict[str, Any]) -> d
     return {"claim": claim, "verdict": verdict, "basis": basis, "numbers": numbers}
 
 
-def _c_ordering(rows: dict[str, dict[str, Any]], names: list[str]) -> dict[str, Any]:
+def _c_ordering(rows: dict[str, dict[str, Any]], names: list[str], order: str = "the paper's order") -> dict[str, Any]:
+    """C orders ``names`` as ``order`` (what the expected order is) says."""
     numbers = {n: {"c_bits_per_token": rows[n]["c_bits_per_token"], "ci95": rows[n]["ci95_bits_per_token"],
                    "converged": bool(rows[n].get("converged"))} for n in names}
     shown = "Ĉ = " + ", ".join(f"{n} {_with_ci(v['c_bits_per_token'], v['ci95'])}" for n, v in numbers.items())
@@ -191,7 +192,7 @@ def _c_ordering(rows: dict[str, dict[str, Any]], names: list[str]) -> dict[str, 
     if overlapping:
         return _finding(claim, UNDECIDED, f"{shown}: the intervals of {'; '.join(overlapping)} overlap", numbers)
     return _finding(claim, REPRODUCED, f"{shown}, all converged: the intervals are pairwise disjoint and in "
-                                       f"the paper's order", numbers)
+                                       f"{order}", numbers)
 
 
 def _below_c(c: dict[str, Any], l_nat: dict[str, dict[str, Any]]) -> tuple[list[str], list[str], list[str]]:
@@ -287,11 +288,11 @@ def _bleu_only(claim: str, numbers: dict[str, Any], observed: str) -> dict[str, 
     return _finding(claim, UNDECIDED, f"{observed}; {_NO_BLEU_INTERVAL}", numbers)
 
 
-def _table1_findings(t1: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """C orders ``names`` (the expected order) and ΔBLEU follows Ĉ."""
+def _table1_findings(t1: dict[str, Any], names: list[str], order: str = "the paper's order") -> dict[str, Any]:
+    """C orders ``names`` (the expected ``order``) and ΔBLEU follows Ĉ."""
     found: dict[str, Any] = {}
     rows = {r["dataset"]: r for r in t1["rows"]}
-    found["c_ordering"] = _c_ordering(rows, names)
+    found["c_ordering"] = _c_ordering(rows, names, order)
     d = {n: rows[n].get("delta_bleu") for n in names}
     if None not in d.values():
         same = sorted(names, key=lambda n: -d[n]) == sorted(names, key=lambda n: -rows[n]["c_bits_per_token"])
@@ -310,7 +311,7 @@ def _c_recovered(t1: dict[str, Any]) -> dict[str, Any]:
     numbers = {r["dataset"]: {k: r.get(k) for k in (
         "c_bits_per_token", "ci95_bits_per_token", "c_true_bits_per_token", "recovers", "converged",
         "nat_above_floor_bits_per_token", "at_above_floor_bits_per_token")} for r in t1["rows"]}
-    shown = "; ".join(f"{n}: Ĉ {_with_ci(v['c_bits_per_token'], v['ci95_bits_per_token'])}, exact "
+    shown = "; ".join(f"{n}: Ĉ {_with_ci(v['c_bits_per_token'], v['ci95_bits_per_token'], 3)}, exact "
                       f"{_f(v['c_true_bits_per_token'], 3)}" for n, v in numbers.items())
     missed = [n for n, v in numbers.items() if not v["recovers"]]
     unconverged = [n for n, v in numbers.items() if not v["converged"]]
@@ -368,12 +369,6 @@ def controlled_results(results: dict[str, dict[str, Any]]) -> dict[str, dict[str
     return {k[len(CONTROLLED_PREFIX):]: v for k, v in results.items() if k.startswith(CONTROLLED_PREFIX)}
 
 
-def controlled_main(results: dict[str, dict[str, Any]]) -> str | None:
-    """The controlled benchmark's main dataset (that of its Table 2), from its results."""
-    t2 = controlled_results(results).get("table2")
-    return None if t2 is None else t2.get("dataset")
-
-
 def findings(results: dict[str, dict[str, Any]], out: Path, mode: str = "default") -> dict[str, Any]:
     """Each of the paper's findings this run's results bear on, with a verdict from its intervals
     (see the comment above), the controlled benchmark's under ``controlled_<name>`` with the check
@@ -390,7 +385,7 @@ def findings(results: dict[str, dict[str, Any]], out: Path, mode: str = "default
                           key=lambda r: -r["c_true_bits_per_token"])
         if len(positive) >= 2:
             found.update({CONTROLLED_PREFIX + k: v for k, v in
-                          _table1_findings(ct1, [r["dataset"] for r in positive]).items()})
+                          _table1_findings(ct1, [r["dataset"] for r in positive], "the exact C's order").items()})
     if controlled.get("table2"):
         found.update({CONTROLLED_PREFIX + k: v for k, v in _table2_findings(
             controlled["table2"], ct1, controlled["table2"]["dataset"], out / "controlled").items()})
@@ -522,6 +517,8 @@ def _controlled_markdown(results: dict[str, Any], f: dict[str, Any], plan: dict[
     if t2:
         header, rows = _metrics_rows(_read_metrics(out / "controlled", t2["methods"]), False)
         lines += [f"### Table 2 and Figure 5 on `{t2['dataset']}`", "", _md_table(header, rows), "",
+                  f"C of `{t2['dataset']}`: exact {_f(t2.get('c_true_bits_per_token'), 3)}, estimated "
+                  f"{_f(t2['c_bits_per_token'], 3)}{_ci(t2.get('c_ci95'), 3)} bits/token (Figure 5 draws both). "
                   f"Pearson r(L_MPLE, BLEU) = {r_text(t2['correlation'])}.", "",
                   *([f"![L_MPLE against BLEU](controlled/{t2['correlation']['figure']})", ""]
                     if t2["correlation"]["figure"] else []),

@@ -177,9 +177,11 @@ def table2_methods(ws: Workspace) -> list[tuple[str, TrainConfig | None]]:
 
 
 def table2(ws: Workspace, c_bits_per_token: float, c_ci95: list[float] | None,
-           converged: bool | None = None, convergence_note: str | None = None) -> dict[str, Any]:
+           converged: bool | None = None, convergence_note: str | None = None,
+           exact_c: float | None = None) -> dict[str, Any]:
     """Raw, KD, KD + AXE (each τ) and KD + OaXE: L_NAT, L_target, L_MPLE, BLEU and r; Figure 5
-    (with C of Table 1's row of the main dataset, marked when it has not converged)."""
+    (with C of Table 1's row of the main dataset, marked when it has not converged, and the exact C
+    where the benchmark knows it)."""
     runs, names = {}, []
     for name, config in table2_methods(ws):
         run = mle_nat(ws) if config is None else Path(config.out)
@@ -194,11 +196,11 @@ def table2(ws: Workspace, c_bits_per_token: float, c_ci95: list[float] | None,
                                      ci95_bits_per_token=None if c_ci95 is None else tuple(c_ci95),
                                      signature=None, path=f"table1/{ws.benchmark.main}/tc.json", converged=converged,
                                      convergence_note=convergence_note)
-    atomic_write_bytes(ws.path("figures", "figure5_l_nat_vs_c.png"), figure5_plot(rows, line))
+    atomic_write_bytes(ws.path("figures", "figure5_l_nat_vs_c.png"), figure5_plot(rows, line, exact_c=exact_c))
     return {"dataset": ws.benchmark.main, "methods": names, "runs": runs,
             "metrics": {n: f"metrics/{n}.json" for n in names},
             "correlation": correlation, "figure5": "figures/figure5_l_nat_vs_c.png",
-            "c_bits_per_token": c_bits_per_token, "c_ci95": c_ci95}
+            "c_bits_per_token": c_bits_per_token, "c_ci95": c_ci95, "c_true_bits_per_token": exact_c}
 
 
 # ----------------------------------------------------------------------------- Figure 1

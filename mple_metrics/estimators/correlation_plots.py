@@ -131,17 +131,19 @@ def scatter_plot(report: CorrelationReport, *, format: str = "png") -> bytes:
     return _render(scatter_figure(report), format, layout=False)
 
 
-def figure5_plot(rows: Sequence[MethodResult], tc: TotalCorrelationLine, *, format: str = "png") -> bytes:
+def figure5_plot(rows: Sequence[MethodResult], tc: TotalCorrelationLine, *, format: str = "png",
+                 exact_c: float | None = None) -> bytes:
     """The image of :func:`figure5_figure`."""
-    return _render(figure5_figure(rows, tc), format)
+    return _render(figure5_figure(rows, tc, exact_c=exact_c), format)
 
 
-def figure5_figure(rows: Sequence[MethodResult], tc: TotalCorrelationLine):
+def figure5_figure(rows: Sequence[MethodResult], tc: TotalCorrelationLine, *, exact_c: float | None = None):
     """The paper's Figure 5 (a matplotlib ``Figure``): a bar per method of L_NAT (bits/token, with
     its 95% interval where the file has ``ci95["l_nat_bits_per_token"]``) and the dataset's C
     (bits/token) as a horizontal line with its interval as a band, labelled with the split it was
     measured on.  Bars below C are the methods that lose less than C.  A C that ``tc`` records as
-    not converged is drawn dashed and said so in the legend and the title."""
+    not converged is drawn dashed and said so in the legend and the title.  ``exact_c``: the
+    dataset's true C (bits/token) where it is known (a controlled dataset), drawn as a dotted line."""
     if len(rows) == 0:
         raise ValueError("rows is empty: no method to draw")
     names = [row.method for row in rows]
@@ -158,13 +160,17 @@ def figure5_figure(rows: Sequence[MethodResult], tc: TotalCorrelationLine):
     axes.bar(positions, values, color=colors, yerr=yerr, capsize=3 if yerr else 0, zorder=2)
     unconverged = tc.converged is False
     where = f" ({tc.split} split)" if tc.split else ""
-    label = (f"dataset's C{where} = {number_text(c, '.2f')} bits/token"
+    label = (("estimated C" if exact_c is not None else "dataset's C")
+             + f"{where} = {number_text(c, '.2f')} bits/token"
              + (" — NOT CONVERGED" if unconverged else ""))
     if tc.ci95_bits_per_token is not None:
         low, high = tc.ci95_bits_per_token
         axes.axhspan(low, high, color="#dd8452", alpha=0.3, zorder=1,
                      label=f"C's 95% CI [{number_text(low, '.2f')}, {number_text(high, '.2f')}]")
     axes.axhline(c, color="#dd8452", linewidth=2, zorder=3, label=label, linestyle="--" if unconverged else "-")
+    if exact_c is not None:
+        axes.axhline(exact_c, color="black", linewidth=1.5, linestyle=":", zorder=4,
+                     label=f"exact C = {number_text(exact_c, '.3f')} bits/token")
     axes.set_xticks(positions)
     axes.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     axes.set_ylabel("L_NAT (bits/token)")
