@@ -93,13 +93,16 @@ def recovers(estimate: float, truth: float) -> bool:
     return abs(estimate - truth) <= max(RELATIVE_TOLERANCE * abs(truth), ABSOLUTE_TOLERANCE)
 
 
-def truth_columns(data: str | Path, split: str, nll_nat: float | None, nll_at: float | None) -> dict[str, Any]:
-    """The exact values of ``split`` of a controlled dataset beside the models' NLLs (bits/token):
-    C, the NAT's floor (sum of the per-position entropies, with the length term) and the AT's
-    (H(Y | X)), and how far each model lies above its floor."""
+def truth_columns(data: str | Path, split: str, c: float | None, nll_nat: float | None,
+                  nll_at: float | None) -> dict[str, Any]:
+    """The exact values of ``split`` of a controlled dataset beside the estimate ``c`` and the models'
+    NLLs (bits/token): C and whether ``c`` recovers it, the NAT's floor (sum of the per-position
+    entropies, with the length term) and the AT's (H(Y | X)), and how far each model lies above its
+    floor."""
     truth = read_truth(data)["splits"][split]
     nat_floor, at_floor = truth["nat_nll_floor_bits_per_token"], truth["h_y_given_x_bits_per_token"]
     return {"c_true_bits_per_token": truth["c_true_bits_per_token"],
+            "recovers": c is not None and recovers(c, truth["c_true_bits_per_token"]),
             "c_true_bits_per_sentence": truth["c_true_bits_per_sentence"],
             "nat_floor_bits_per_token": nat_floor, "at_floor_bits_per_token": at_floor,
             "nat_above_floor_bits_per_token": None if nll_nat is None else nll_nat - nat_floor,

@@ -365,7 +365,7 @@ def _figure1_finding(f1: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def controlled_results(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The controlled benchmark's steps, under their own names (``table1``, ...)."""
+    """The controlled benchmark's entries (its steps or its findings), under their own names (``table1``, ...)."""
     return {k[len(CONTROLLED_PREFIX):]: v for k, v in results.items() if k.startswith(CONTROLLED_PREFIX)}
 
 
@@ -485,9 +485,7 @@ def _discussion(f: dict[str, Any], paragraph) -> str:
 def _controlled_markdown(results: dict[str, Any], f: dict[str, Any], plan: dict[str, Any], out: Path) -> list[str]:
     """Part 1 of report.md: the controlled benchmark's tables and figures with the truth beside them."""
     controlled = controlled_results(results)
-    cf = {k[len(CONTROLLED_PREFIX):]: v for k, v in f.items() if k.startswith(CONTROLLED_PREFIX)}
-    if "note" in f:
-        cf = {"note": f["note"]}
+    cf = {"note": f["note"]} if "note" in f else controlled_results(f)
     c_plan = plan["controlled"]
     lines = ["## Part 1: the controlled benchmark (exact truth)", "",
              f"Generated translation tasks (`mple data controlled`, {c_plan['train_sentences']} training pairs"

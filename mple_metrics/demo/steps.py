@@ -1,7 +1,7 @@
 """The demo's steps, each a call of the package's own estimators on runs it trains (or reuses).
 
 Each step runs on the benchmark of its workspace view (:class:`.workspace.Benchmark`): the
-controlled benchmark (under ``controlled/``, its main dataset the mixed kind) and then the bundled
+controlled benchmark (under ``controlled/``, its main dataset ``phrasing``) and then the bundled
 corpus (at the top of the work directory, its main dataset the bundled sample).
 
 Work is shared the way the paper's experiments share it: the MLE NAT of Table 1 (main dataset) is
@@ -35,7 +35,7 @@ from ..estimators.total_correlation import json_ready
 from ..landscape import LandscapeSettings, run_landscape
 from ..landscape import summary as landscape_summary
 from ..train import TrainConfig
-from .controlled import recovers, truth_columns
+from .controlled import truth_columns
 from .corpus import corpus_counts
 from .workspace import Workspace
 
@@ -147,9 +147,8 @@ def table1(ws: Workspace) -> dict[str, Any]:
                                             "converged", "convergence_note", "training")},
                "tc_json": str(ws.path("table1", name, "tc.json").relative_to(ws.out)), "data": corpus_counts(data)}
         if ws.benchmark.exact_truth:
-            row.update(truth_columns(data, "test", row.get("nll_nat_bits_per_token"), row.get("nll_at_bits_per_token")))
-            row["recovers"] = row["c_bits_per_token"] is not None and recovers(row["c_bits_per_token"],
-                                                                              row["c_true_bits_per_token"])
+            row.update(truth_columns(data, "test", row["c_bits_per_token"], row.get("nll_nat_bits_per_token"),
+                                     row.get("nll_at_bits_per_token")))
         rows.append(row)
     return {"rows": rows}
 

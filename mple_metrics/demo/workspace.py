@@ -29,8 +29,8 @@ class Benchmark:
     """The datasets a group of steps runs on: Table 1 on each of ``datasets`` (in its order), KD,
     Table 2 and Figure 1 on ``main``.  Its models from scratch train for at most ``max_epochs`` with
     early stopping after ``patience`` validations without improvement; Table 2 has a KD + AXE row per
-skip penalty τ of ``skip_penalties``.  ``exact_truth``: the
-    datasets carry their exact C (controlled benchmark), which Table 1 puts beside each estimate."""
+    skip penalty τ of ``skip_penalties``.  ``exact_truth``: the datasets carry their exact C
+    (controlled benchmark), which Table 1 puts beside each estimate."""
 
     name: str
     datasets: tuple[tuple[str, Path], ...]

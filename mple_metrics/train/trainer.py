@@ -309,6 +309,7 @@ class Trainer:
         self.best = payload["best"]
         if "value" not in self.best:  # written before selection metrics existed: selected by NLL
             self.best.update(metric="nll", value=self.best["nll"])
+        self.best.setdefault("counted", self.best["value"])  # written before min_delta: counts from the best
         self._resumed_metrics = payload.get("metrics") or {}
         self._validated_step = self._resumed_metrics.get("step")
         rng = payload["rng"]
@@ -495,8 +496,8 @@ class Trainer:
             if improved:
                 self.best.update(value=value, nll=metrics["nll_bits_per_token"], step=self.progress.step)
             # The patience counts validations that do not better the last counted one by min_delta
-            # (any improvement when it is 0); runs saved before min_delta count from their best.
-            counted = self.best.get("counted", self.best["value"] if not improved else None)
+            # (any improvement when it is 0).
+            counted = self.best["counted"]
             if counted is None or value < counted - c.min_delta:
                 self.best.update(counted=value, bad_validations=0)
             else:
